@@ -1,0 +1,5 @@
+//! Storage backends behind the [`cairn_repo::backend::Backend`] trait.
+
+pub mod local;
+
+pub use local::LocalBackend;

@@ -1,0 +1,252 @@
+//! The local filesystem backend: restic's on-disk layout, crash-safe writes
+//! (temporary file, fsync, rename, fsync of the directory), read-only files like restic.
+
+use cairn_repo::backend::{Backend, BackendError, FileType};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A repository stored in a local directory.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+fn io_err(path: &Path, source: io::Error) -> BackendError {
+    if source.kind() == io::ErrorKind::NotFound {
+        BackendError::NotFound(path.display().to_string())
+    } else {
+        BackendError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+impl LocalBackend {
+    /// A backend rooted at `root` (the directory need not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend { root: root.into() }
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of a repository file.
+    pub fn path_of(&self, t: FileType, name: &str) -> PathBuf {
+        match t {
+            FileType::Config => self.root.join("config"),
+            FileType::Pack => {
+                let sub = name.get(..2).unwrap_or("00");
+                self.root.join("data").join(sub).join(name)
+            }
+            _ => self.root.join(t.dir()).join(name),
+        }
+    }
+
+    fn sync_dir(dir: &Path) -> Result<(), BackendError> {
+        let d = File::open(dir).map_err(|e| io_err(dir, e))?;
+        d.sync_all().map_err(|e| io_err(dir, e))
+    }
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self) -> Result<(), BackendError> {
+        let config = self.path_of(FileType::Config, "config");
+        if config.exists() {
+            return Err(BackendError::AlreadyExists(config.display().to_string()));
+        }
+        let mut dirs = vec![self.root.clone()];
+        for t in FileType::LISTABLE {
+            dirs.push(self.root.join(t.dir()));
+        }
+        for i in 0..=255u8 {
+            dirs.push(self.root.join("data").join(format!("{i:02x}")));
+        }
+        for d in dirs {
+            fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
+            // Like restic: directories 0700 (unless the parent config says otherwise).
+            let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
+        }
+        Ok(())
+    }
+
+    fn list(&self, t: FileType) -> Result<Vec<(String, u64)>, BackendError> {
+        let mut out = Vec::new();
+        let dir = self.root.join(t.dir());
+        if t == FileType::Config {
+            return Ok(match fs::metadata(dir.join("config")) {
+                Ok(m) => vec![("config".to_string(), m.len())],
+                Err(_) => vec![],
+            });
+        }
+        let mut dirs = Vec::new();
+        if t == FileType::Pack {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(io_err(&dir, e)),
+            };
+            for e in rd {
+                let e = e.map_err(|e| io_err(&dir, e))?;
+                if e.file_type().map(|f| f.is_dir()).unwrap_or(false) {
+                    dirs.push(e.path());
+                }
+            }
+        } else {
+            dirs.push(dir);
+        }
+        for d in dirs {
+            let rd = match fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&d, e)),
+            };
+            for e in rd {
+                let e = e.map_err(|e| io_err(&d, e))?;
+                let name = e.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    continue;
+                }
+                let size = match e.metadata() {
+                    Ok(m) => m.len(),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(io_err(&e.path(), err)),
+                };
+                out.push((name.to_string(), size));
+            }
+        }
+        Ok(out)
+    }
+
+    fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>, BackendError> {
+        let p = self.path_of(t, name);
+        fs::read(&p).map_err(|e| io_err(&p, e))
+    }
+
+    fn read_range(
+        &self,
+        t: FileType,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, BackendError> {
+        let p = self.path_of(t, name);
+        let mut f = File::open(&p).map_err(|e| io_err(&p, e))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&p, e))?;
+        let len = usize::try_from(len).map_err(|_| BackendError::Other("range too large".into()))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact(&mut buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                BackendError::Other(format!(
+                    "{}: short read: wanted {len} bytes at offset {offset}",
+                    p.display()
+                ))
+            } else {
+                io_err(&p, e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    fn stat(&self, t: FileType, name: &str) -> Result<u64, BackendError> {
+        let p = self.path_of(t, name);
+        fs::metadata(&p).map(|m| m.len()).map_err(|e| io_err(&p, e))
+    }
+
+    fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<(), BackendError> {
+        let path = self.path_of(t, name);
+        let dir = path
+            .parent()
+            .ok_or_else(|| BackendError::Other(format!("{} has no parent", path.display())))?
+            .to_path_buf();
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        let tmp = dir.join(format!(
+            "{name}-cairn-temp-{:016x}",
+            rand::random::<u64>()
+        ));
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| io_err(&tmp, e))?;
+            f.write_all(data).map_err(|e| io_err(&tmp, e))?;
+            f.sync_all().map_err(|e| io_err(&tmp, e))?;
+            drop(f);
+            // Files are immutable once stored; restic makes them read-only.
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o400))
+                .map_err(|e| io_err(&tmp, e))?;
+            if t == FileType::Config {
+                // config may be replaced (upgrade); rename over it.
+            } else if path.exists() {
+                // Same name means same content (names are content hashes): keep the old file.
+                let _ = fs::remove_file(&tmp);
+                return Ok(());
+            }
+            fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+            Self::sync_dir(&dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn remove(&self, t: FileType, name: &str) -> Result<(), BackendError> {
+        let p = self.path_of(t, name);
+        fs::remove_file(&p).map_err(|e| io_err(&p, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let name = "ab".repeat(32);
+        b.write(FileType::Pack, &name, b"hello world").unwrap();
+        assert!(dir.path().join("repo/data/ab").join(&name).exists());
+        assert_eq!(b.read(FileType::Pack, &name).unwrap(), b"hello world");
+        assert_eq!(
+            b.read_range(FileType::Pack, &name, 6, 5).unwrap(),
+            b"world"
+        );
+        assert!(b.read_range(FileType::Pack, &name, 6, 50).is_err());
+        assert_eq!(b.stat(FileType::Pack, &name).unwrap(), 11);
+        // Temp files and other junk are not listed.
+        fs::write(dir.path().join("repo/data/ab/junk-tmp"), b"x").unwrap();
+        assert_eq!(b.list(FileType::Pack).unwrap(), vec![(name.clone(), 11)]);
+        b.remove(FileType::Pack, &name).unwrap();
+        assert!(b.list(FileType::Pack).unwrap().is_empty());
+        assert!(b.read(FileType::Pack, &name).unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn create_refuses_existing_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        b.write(FileType::Config, "config", b"x").unwrap();
+        assert!(matches!(b.create(), Err(BackendError::AlreadyExists(_))));
+        // Missing repository: listing is empty, reading config is NotFound.
+        let missing = LocalBackend::new(dir.path().join("nope"));
+        assert!(missing.list(FileType::Snapshot).unwrap().is_empty());
+        assert!(missing.read(FileType::Config, "config").unwrap_err().is_not_found());
+    }
+}

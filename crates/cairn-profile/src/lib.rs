@@ -1,0 +1,1 @@
+//! Automation layer: profiles, secrets, hooks, schedules and monitors. Not yet implemented.

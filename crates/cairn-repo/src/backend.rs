@@ -1,0 +1,114 @@
+//! The storage abstraction: a flat namespace of immutable files grouped by type.
+//! Implementations live in `cairn-backend`.
+
+use std::fmt;
+
+/// The kind of repository file; selects the directory it lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    /// The `config` file (name is always `config`).
+    Config,
+    /// `keys/<id>`.
+    Key,
+    /// `locks/<id>`.
+    Lock,
+    /// `snapshots/<id>`.
+    Snapshot,
+    /// `index/<id>`.
+    Index,
+    /// `data/<xx>/<id>`.
+    Pack,
+}
+
+impl FileType {
+    /// Directory name in the repository layout (`""` for config).
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileType::Config => "",
+            FileType::Key => "keys",
+            FileType::Lock => "locks",
+            FileType::Snapshot => "snapshots",
+            FileType::Index => "index",
+            FileType::Pack => "data",
+        }
+    }
+
+    /// Singular name for messages (`snapshot`, `pack`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FileType::Config => "config",
+            FileType::Key => "key",
+            FileType::Lock => "lock",
+            FileType::Snapshot => "snapshot",
+            FileType::Index => "index",
+            FileType::Pack => "pack",
+        }
+    }
+
+    /// All types that are listed by id.
+    pub const LISTABLE: [FileType; 5] = [
+        FileType::Key,
+        FileType::Lock,
+        FileType::Snapshot,
+        FileType::Index,
+        FileType::Pack,
+    ];
+}
+
+/// Errors a backend returns.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The named file does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// File or directory involved.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that must not be overwritten already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// Anything else, with a message.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BackendError {
+    /// True for `NotFound`.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BackendError::NotFound(_))
+    }
+}
+
+/// Where repository files are stored. Names are `config` or 64-hex ids.
+/// Implementations must write atomically (never expose a partial file under its final name)
+/// and durably (data is on stable storage when `write` returns).
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Human-readable location (for messages).
+    fn location(&self) -> String;
+    /// Create the repository layout (directories); fails if a config already exists.
+    fn create(&self) -> Result<(), BackendError>;
+    /// List files of a type as (name, size); names that are not ids are skipped by callers.
+    fn list(&self, t: FileType) -> Result<Vec<(String, u64)>, BackendError>;
+    /// Read a whole file.
+    fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>, BackendError>;
+    /// Read `len` bytes at `offset`; a short file is an error.
+    fn read_range(
+        &self,
+        t: FileType,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, BackendError>;
+    /// Size of a file.
+    fn stat(&self, t: FileType, name: &str) -> Result<u64, BackendError>;
+    /// Store a file atomically and durably.
+    fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<(), BackendError>;
+    /// Delete a file.
+    fn remove(&self, t: FileType, name: &str) -> Result<(), BackendError>;
+}

@@ -1,0 +1,1 @@
+//! The restic REST protocol server. Not yet implemented.

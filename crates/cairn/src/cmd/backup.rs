@@ -1,0 +1,285 @@
+//! `cairn backup`: options to the engine, progress display, summary and exit code 3 on
+//! unreadable files.
+
+use crate::Exit;
+use crate::cli::{BackupArgs, GlobalOpts};
+use crate::output;
+use anyhow::{Context, Result, anyhow};
+use cairn_engine::backup::{
+    BackupOptions, BackupProgress, BackupResult, ParentChoice, StdinSource, backup,
+};
+use cairn_engine::filter::{Excluder, PatternOptions, TagFileRule, parse_size};
+use cairn_repo::gotime::GoTime;
+use cairn_repo::repository::LockMode;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Read `--files-from*` lists.
+fn files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    for f in &a.files_from {
+        let text = read_list(f)?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            out.push(PathBuf::from(line));
+        }
+    }
+    for f in &a.files_from_verbatim {
+        let text = read_list(f)?;
+        for line in text.split(|b| *b == b'\n') {
+            if !line.is_empty() {
+                out.push(PathBuf::from(std::ffi::OsStr::from_bytes(line)));
+            }
+        }
+    }
+    for f in &a.files_from_raw {
+        let text = read_list(f)?;
+        for item in text.split(|b| *b == 0) {
+            if !item.is_empty() {
+                out.push(PathBuf::from(std::ffi::OsStr::from_bytes(item)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_list(f: &PathBuf) -> Result<Vec<u8>> {
+    if f.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+        return Ok(v);
+    }
+    std::fs::read(f).with_context(|| format!("reading {}", f.display()))
+}
+
+fn parse_time(s: &str) -> Result<GoTime> {
+    use chrono::{Local, NaiveDateTime, TimeZone};
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .map_err(|e| anyhow!("invalid --time {s:?} (want YYYY-MM-DD HH:MM:SS): {e}"))?;
+    let t = Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .ok_or_else(|| anyhow!("--time {s:?} does not exist in the local time zone"))?;
+    Ok(GoTime(t.fixed_offset()))
+}
+
+pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
+    let mut paths = a.paths.clone();
+    paths.extend(files_from(a)?);
+    if paths.is_empty() && !a.stdin {
+        return Err(anyhow!("nothing to back up: give paths, --files-from or --stdin"));
+    }
+    if a.stdin && !paths.is_empty() {
+        return Err(anyhow!("--stdin cannot be combined with paths"));
+    }
+    let pattern_opts = PatternOptions {
+        patterns: a.exclude.clone(),
+        insensitive_patterns: a.iexclude.clone(),
+        files: a.exclude_file.clone(),
+        insensitive_files: a.iexclude_file.clone(),
+    };
+    let excluder = if pattern_opts.is_empty() {
+        None
+    } else {
+        Some(Excluder::new(&pattern_opts)?)
+    };
+    let mut tag_rules = Vec::new();
+    if a.exclude_caches {
+        tag_rules.push(TagFileRule::exclude_caches());
+    }
+    for spec in &a.exclude_if_present {
+        tag_rules.push(TagFileRule::parse(spec)?);
+    }
+    let mut recorded = a.exclude.clone();
+    recorded.extend(a.iexclude.iter().cloned());
+    let host = match &a.host {
+        Some(h) => h.clone(),
+        None => open_host(),
+    };
+    let repo = crate::open::open_or_create_default(g, g.quiet || g.json)?;
+    let _lock = if a.dry_run { None } else { super::lock(g, &repo, LockMode::Shared)? };
+    let parent = if a.force {
+        ParentChoice::None
+    } else if let Some(p) = &a.parent {
+        ParentChoice::Id(repo.find_id(cairn_repo::backend::FileType::Snapshot, p)?)
+    } else {
+        ParentChoice::Auto
+    };
+    repo.load_index()?;
+    let opts = BackupOptions {
+        paths,
+        exclude_patterns: recorded,
+        tag_rules,
+        exclude_larger_than: a.exclude_larger_than.as_deref().map(parse_size).transpose()?,
+        one_file_system: a.one_file_system,
+        tags: a
+            .tag
+            .iter()
+            .flat_map(|t| t.split(','))
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
+        host,
+        time: a.time.as_deref().map(parse_time).transpose()?,
+        parent,
+        ignore_inode: a.ignore_inode,
+        ignore_ctime: a.ignore_ctime,
+        with_atime: a.with_atime,
+        dry_run: a.dry_run,
+        skip_if_unchanged: a.skip_if_unchanged,
+        threads: a.read_concurrency.unwrap_or(0),
+        stdin: a.stdin.then(|| StdinSource {
+            filename: a.stdin_filename.clone(),
+        }),
+    };
+    let progress = BackupProgress::default();
+    let started = Instant::now();
+    let done = AtomicBool::new(false);
+    let json = g.json;
+    let on_warning = |msg: &str| {
+        if json {
+            let v = serde_json::json!({"message_type": "error", "error": {"message": msg}, "during": "archival", "item": msg.split(": ").next().unwrap_or("")});
+            eprintln!("{v}");
+        } else if !g.quiet {
+            eprintln!("error: {msg}");
+        }
+    };
+    let result: Result<BackupResult> = std::thread::scope(|s| {
+        let show_bar = output::show_progress(g.json, g.quiet);
+        let reporter = (show_bar || (g.json && !g.quiet)).then(|| {
+            s.spawn(|| report_progress(&progress, &done, started, show_bar))
+        });
+        let r = backup(&repo, &opts, excluder.as_ref(), &progress, &on_warning);
+        done.store(true, Ordering::Relaxed);
+        if let Some(h) = reporter {
+            let _ = h.join();
+        }
+        Ok(r?)
+    });
+    let r = result?;
+    print_summary(g, &r, started.elapsed(), a.dry_run);
+    if !r.warnings.is_empty() {
+        if !g.quiet && !g.json {
+            eprintln!(
+                "Warning: at least one source file could not be read ({} errors)",
+                r.warnings.len()
+            );
+        }
+        return Err(Exit { code: 3, msg: String::new() }.into());
+    }
+    Ok(())
+}
+
+fn open_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, bar: bool) {
+    let pb = bar.then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} {wide_bar} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut last_json = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let s = p.snapshot();
+        if let Some(pb) = &pb {
+            pb.set_length(s.total_bytes.max(s.bytes_done));
+            pb.set_position(s.bytes_done);
+            pb.set_message(format!(
+                "{}/{} files{}",
+                s.files_done,
+                s.total_files,
+                if s.errors > 0 { format!(", {} errors", s.errors) } else { String::new() }
+            ));
+        } else if last_json.elapsed() >= Duration::from_secs(1) {
+            last_json = Instant::now();
+            let elapsed = started.elapsed().as_secs_f64();
+            let frac = if s.total_bytes > 0 { s.bytes_done as f64 / s.total_bytes as f64 } else { 0.0 };
+            let remaining = if frac > 0.0 && s.scan_finished { (elapsed / frac - elapsed).max(0.0) as u64 } else { 0 };
+            output::json_line(&serde_json::json!({
+                "message_type": "status", "seconds_elapsed": elapsed as u64,
+                "seconds_remaining": remaining, "percent_done": frac.min(1.0),
+                "total_files": s.total_files, "files_done": s.files_done,
+                "total_bytes": s.total_bytes, "bytes_done": s.bytes_done,
+                "error_count": s.errors, "current_files": s.current,
+            }));
+        }
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+}
+
+fn print_summary(g: &GlobalOpts, r: &BackupResult, took: Duration, dry_run: bool) {
+    let s = &r.summary;
+    if g.json {
+        let mut v = serde_json::json!({
+            "message_type": "summary", "dry_run": dry_run,
+            "files_new": s.files_new, "files_changed": s.files_changed, "files_unmodified": s.files_unmodified,
+            "dirs_new": s.dirs_new, "dirs_changed": s.dirs_changed, "dirs_unmodified": s.dirs_unmodified,
+            "data_blobs": s.data_blobs, "tree_blobs": s.tree_blobs,
+            "data_added": s.data_added, "data_added_packed": s.data_added_packed,
+            "total_files_processed": s.total_files_processed, "total_bytes_processed": s.total_bytes_processed,
+            "backup_start": s.backup_start.format(), "backup_end": s.backup_end.format(),
+            "total_duration": took.as_secs_f64(),
+        });
+        if let Some(id) = r.snapshot_id {
+            v["snapshot_id"] = serde_json::Value::String(id.to_hex());
+        }
+        output::json_line(&v);
+        return;
+    }
+    if g.quiet {
+        return;
+    }
+    match r.parent {
+        Some(p) if g.verbose > 0 => println!("using parent snapshot {}", p.short()),
+        None if g.verbose > 0 => println!("no parent snapshot found, will read all files"),
+        _ => {}
+    }
+    println!();
+    println!(
+        "Files:       {:5} new, {:5} changed, {:5} unmodified",
+        s.files_new, s.files_changed, s.files_unmodified
+    );
+    println!(
+        "Dirs:        {:5} new, {:5} changed, {:5} unmodified",
+        s.dirs_new, s.dirs_changed, s.dirs_unmodified
+    );
+    if dry_run {
+        println!("Would add to the repository: {}", output::size(s.data_added));
+    } else {
+        println!(
+            "Added to the repository: {} ({} stored)",
+            output::size(s.data_added),
+            output::size(s.data_added_packed)
+        );
+    }
+    println!();
+    println!(
+        "processed {} files, {} in {}",
+        s.total_files_processed,
+        output::size(s.total_bytes_processed),
+        output::duration(took.as_secs())
+    );
+    match r.snapshot_id {
+        Some(id) => println!("snapshot {} saved", id.short()),
+        None if dry_run => {}
+        None => println!("skipped creating snapshot: nothing changed since the parent"),
+    }
+}

@@ -1,0 +1,109 @@
+//! One module per command; `run` dispatches.
+
+mod backup;
+mod cat;
+mod init;
+mod snapshots;
+
+use crate::cli::{Cli, Command, GlobalOpts, SnapshotFilterArgs};
+use anyhow::{Result, anyhow};
+use cairn_repo::repository::{LockGuard, LockMode, Repository};
+use cairn_repo::snapshot::SnapshotFilter;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Run the parsed command line.
+pub fn run(cli: &Cli) -> Result<()> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => snapshots::run(g, a),
+        Command::Cat(a) => cat::run(g, a),
+        Command::Unlock(a) => {
+            let repo = crate::open::open(g)?;
+            let n = repo.unlock(a.remove_all)?;
+            if !g.quiet && !g.json {
+                println!("successfully removed {n} locks");
+            }
+            Ok(())
+        }
+        Command::Version => {
+            let v = env!("CARGO_PKG_VERSION");
+            if g.json {
+                crate::output::json_line(&serde_json::json!({
+                    "message_type": "version", "version": v, "go_os": std::env::consts::OS,
+                    "go_arch": std::env::consts::ARCH,
+                }));
+            } else {
+                println!("cairn {v} on {}/{}", std::env::consts::OS, std::env::consts::ARCH);
+            }
+            Ok(())
+        }
+        Command::Ls(_) | Command::Restore(_) | Command::Find(_) | Command::Diff(_) | Command::Dump(_) => {
+            Err(anyhow!("not implemented yet"))
+        }
+    }
+}
+
+/// Parse restic-style durations for `--retry-lock` (`30s`, `5m`, `1h30m`).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| anyhow!("invalid duration {s:?}"))?;
+        num.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(anyhow!("invalid duration {s:?}: use s, m or h units")),
+        };
+    }
+    if !num.is_empty() {
+        return Err(anyhow!("invalid duration {s:?}: missing unit (s, m, h)"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Take a repository lock unless `--no-lock` (only honoured for shared locks).
+pub fn lock(g: &GlobalOpts, repo: &Arc<Repository>, mode: LockMode) -> Result<Option<LockGuard>> {
+    if g.no_lock && mode == LockMode::Shared {
+        return Ok(None);
+    }
+    let retry = match &g.retry_lock {
+        Some(s) => parse_duration(s)?,
+        None => Duration::ZERO,
+    };
+    Ok(Some(repo.lock(mode, retry)?))
+}
+
+/// Convert filter flags to the engine's snapshot filter.
+pub fn snapshot_filter(f: &SnapshotFilterArgs) -> SnapshotFilter {
+    SnapshotFilter {
+        hosts: f.host.clone(),
+        tags: f
+            .tag
+            .iter()
+            .map(|t| t.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+            .collect(),
+        paths: f.path.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::from_secs(45));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

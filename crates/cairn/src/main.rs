@@ -1,0 +1,80 @@
+//! The `cairn` command line: argument parsing, output, progress display and exit codes.
+
+mod cli;
+mod cmd;
+mod open;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// An error that carries the process exit code it should produce.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Exit {
+    /// Exit code.
+    pub code: u8,
+    /// Message printed (empty for none).
+    pub msg: String,
+}
+
+/// Map an error to restic's exit codes.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use cairn_repo::RepoError;
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<Exit>() {
+            return x.code;
+        }
+        if let Some(r) = cause.downcast_ref::<RepoError>() {
+            match r {
+                RepoError::NoRepository(_) => return 10,
+                RepoError::Locked(_) => return 11,
+                RepoError::WrongPassword => return 12,
+                _ => {}
+            }
+        }
+        if let Some(cairn_engine::EngineError::Repo(r)) = cause.downcast_ref::<cairn_engine::EngineError>() {
+            match r {
+                RepoError::NoRepository(_) => return 10,
+                RepoError::Locked(_) => return 11,
+                RepoError::WrongPassword => return 12,
+                _ => {}
+            }
+        }
+    }
+    1
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    match cmd::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = exit_code(&e);
+            let partial = e.downcast_ref::<Exit>().is_some_and(|x| x.msg.is_empty());
+            if !partial {
+                if cli.global.json {
+                    let msg = serde_json::json!({"message_type": "exit_error", "code": code, "message": format!("{e:#}")});
+                    eprintln!("{msg}");
+                } else {
+                    eprintln!("Fatal: {e:#}");
+                }
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Finding the repository and its password from flags, environment and the default
+//! local repository; opening or creating it.
+
+use crate::cli::GlobalOpts;
+use anyhow::{Context, Result, anyhow, bail};
+use cairn_backend::LocalBackend;
+use cairn_repo::backend::Backend;
+use cairn_repo::compress::CompressionMode;
+use cairn_repo::repository::{Repository, WriteOptions};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Read `CAIRN_<name>`, falling back to `RESTIC_<name>`.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(format!("CAIRN_{name}"))
+        .ok()
+        .or_else(|| std::env::var(format!("RESTIC_{name}")).ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// The embedded default repository and its generated password file.
+#[derive(Debug, Clone)]
+pub struct DefaultRepo {
+    /// `$XDG_DATA_HOME/cairn/repo`.
+    pub repo: PathBuf,
+    /// `$XDG_CONFIG_HOME/cairn/default-repo.password`.
+    pub password_file: PathBuf,
+}
+
+impl DefaultRepo {
+    /// Locations following the XDG base directory rules.
+    pub fn locate() -> Result<DefaultRepo> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let xdg = |var: &str, fallback: &str| -> Result<PathBuf> {
+            match std::env::var_os(var).filter(|v| !v.is_empty()) {
+                Some(v) => Ok(PathBuf::from(v)),
+                None => home
+                    .as_ref()
+                    .map(|h| h.join(fallback))
+                    .ok_or_else(|| anyhow!("neither ${var} nor $HOME is set: pass --repo")),
+            }
+        };
+        Ok(DefaultRepo {
+            repo: xdg("XDG_DATA_HOME", ".local/share")?.join("cairn/repo"),
+            password_file: xdg("XDG_CONFIG_HOME", ".config")?.join("cairn/default-repo.password"),
+        })
+    }
+}
+
+/// Where the repository is, after flags and environment.
+#[derive(Debug, Clone)]
+pub enum RepoLocation {
+    /// Given explicitly.
+    Explicit(String),
+    /// Nothing configured: the default local repository.
+    Default(DefaultRepo),
+}
+
+/// Resolve the repository location.
+pub fn location(g: &GlobalOpts) -> Result<RepoLocation> {
+    if let Some(r) = &g.repo {
+        return Ok(RepoLocation::Explicit(r.clone()));
+    }
+    let file = g
+        .repository_file
+        .clone()
+        .or_else(|| env("REPOSITORY_FILE").map(PathBuf::from));
+    if let Some(f) = file {
+        let s = std::fs::read_to_string(&f)
+            .with_context(|| format!("reading repository file {}", f.display()))?;
+        return Ok(RepoLocation::Explicit(s.trim().to_string()));
+    }
+    if let Some(r) = env("REPOSITORY") {
+        return Ok(RepoLocation::Explicit(r));
+    }
+    Ok(RepoLocation::Default(DefaultRepo::locate()?))
+}
+
+/// Build the backend for a location string (`/path`, `local:/path`).
+pub fn backend_for(loc: &str) -> Result<Arc<dyn Backend>> {
+    if let Some(p) = loc.strip_prefix("local:") {
+        return Ok(Arc::new(LocalBackend::new(p)));
+    }
+    for scheme in ["sftp:", "s3:", "rest:", "rclone:", "b2:", "azure:", "gs:", "swift:"] {
+        if loc.starts_with(scheme) {
+            bail!(
+                "repository {loc:?}: the {} backend is not available yet; use a local path",
+                scheme.trim_end_matches(':')
+            );
+        }
+    }
+    Ok(Arc::new(LocalBackend::new(loc)))
+}
+
+fn trim_password(s: &str) -> Vec<u8> {
+    s.trim().as_bytes().to_vec()
+}
+
+/// Read the password: flags, then environment, then the default repository's file, then a
+/// prompt on a terminal.
+pub fn password(g: &GlobalOpts, loc: &RepoLocation, confirm: bool) -> Result<Vec<u8>> {
+    if g.insecure_no_password {
+        return Ok(Vec::new());
+    }
+    let file = g
+        .password_file
+        .clone()
+        .or_else(|| env("PASSWORD_FILE").map(PathBuf::from));
+    if let Some(f) = file {
+        let s = std::fs::read_to_string(&f)
+            .with_context(|| format!("reading password file {}", f.display()))?;
+        return Ok(trim_password(&s));
+    }
+    let cmd = g.password_command.clone().or_else(|| env("PASSWORD_COMMAND"));
+    if let Some(cmd) = cmd {
+        return run_password_command(&cmd);
+    }
+    if let Some(p) = env("PASSWORD") {
+        return Ok(p.into_bytes());
+    }
+    if let RepoLocation::Default(d) = loc {
+        if let Ok(s) = std::fs::read_to_string(&d.password_file) {
+            return Ok(trim_password(&s));
+        }
+    }
+    if std::io::stdin().is_terminal() {
+        let p = prompt("enter password for repository: ")?;
+        if confirm {
+            let again = prompt("enter password again: ")?;
+            if again != p {
+                bail!("passwords do not match");
+            }
+        }
+        return Ok(p);
+    }
+    bail!(
+        "no password given: use -p FILE, --password-command, or set CAIRN_PASSWORD / RESTIC_PASSWORD"
+    )
+}
+
+/// Run a password command through the shell and take its trimmed output.
+pub fn run_password_command(cmd: &str) -> Result<Vec<u8>> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running password command {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("password command {cmd:?} failed with {}", out.status);
+    }
+    let s = String::from_utf8(out.stdout).context("password command printed invalid UTF-8")?;
+    Ok(trim_password(&s))
+}
+
+fn prompt(msg: &str) -> Result<Vec<u8>> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::Write;
+    eprint!("{msg}");
+    let _ = std::io::stderr().flush();
+    let stdin = std::io::stdin();
+    let old = tcgetattr(&stdin).ok();
+    if let Some(o) = &old {
+        let mut t = o.clone();
+        t.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &t);
+    }
+    let mut line = String::new();
+    let r = stdin.read_line(&mut line);
+    if let Some(o) = &old {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, o);
+    }
+    eprintln!();
+    r.context("reading password")?;
+    Ok(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec())
+}
+
+/// Write options from flags and environment.
+pub fn write_options(g: &GlobalOpts) -> Result<WriteOptions> {
+    let mut o = WriteOptions::default();
+    if let Some(c) = g.compression.clone().or_else(|| env("COMPRESSION")) {
+        o.compression = c
+            .parse::<CompressionMode>()
+            .map_err(|_| anyhow!("invalid compression mode {c:?}: use auto, off, max, fastest or better"))?;
+    }
+    let ps = match (g.pack_size, env("PACK_SIZE")) {
+        (Some(p), _) => Some(p),
+        (None, Some(s)) => Some(s.parse().map_err(|_| anyhow!("invalid RESTIC_PACK_SIZE {s:?}"))?),
+        _ => None,
+    };
+    if let Some(mib) = ps {
+        if !(4..=128).contains(&mib) {
+            bail!("--pack-size must be between 4 and 128 MiB, not {mib}");
+        }
+        o.pack_size = mib as usize * 1024 * 1024;
+    }
+    if let Some(n) = std::env::var("CAIRN_INDEX_FLUSH_PACKS").ok().and_then(|v| v.parse().ok()) {
+        o.index_flush_packs = std::cmp::max(1, n);
+    }
+    Ok(o)
+}
+
+/// Open the configured repository (not creating the default one).
+pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
+    let loc = location(g)?;
+    let path = match &loc {
+        RepoLocation::Explicit(s) => s.clone(),
+        RepoLocation::Default(d) => {
+            if !d.repo.join("config").exists() {
+                return Err(cairn_repo::RepoError::NoRepository(format!(
+                    "{} (no repository configured; `cairn backup PATH` creates this default one, or pass -r)",
+                    d.repo.display()
+                ))
+                .into());
+            }
+            d.repo.display().to_string()
+        }
+    };
+    let backend = backend_for(&path)?;
+    if let Err(e) = backend.stat(cairn_repo::backend::FileType::Config, "config") {
+        if e.is_not_found() {
+            return Err(cairn_repo::RepoError::NoRepository(path).into());
+        }
+    }
+    let pw = password(g, &loc, false)?;
+    let repo = Repository::open(backend, &pw, write_options(g)?)?;
+    Ok(Arc::new(repo))
+}
+
+/// Open the repository, creating the default local one (with a generated password) when no
+/// repository is configured and it does not exist yet.
+pub fn open_or_create_default(g: &GlobalOpts, quiet: bool) -> Result<Arc<Repository>> {
+    let loc = location(g)?;
+    if let RepoLocation::Default(d) = &loc {
+        if !d.repo.join("config").exists() {
+            create_default(g, d, quiet)?;
+        }
+    }
+    open(g)
+}
+
+fn create_default(g: &GlobalOpts, d: &DefaultRepo, quiet: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pw = if d.password_file.exists() {
+        trim_password(&std::fs::read_to_string(&d.password_file)?)
+    } else {
+        let dir = d.password_file.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let pw = hex::encode(rand::random::<[u8; 32]>());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&d.password_file)
+            .with_context(|| format!("creating {}", d.password_file.display()))?;
+        f.write_all(pw.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        pw.into_bytes()
+    };
+    let pw = if g.password_file.is_some() || g.password_command.is_some() || env("PASSWORD").is_some() {
+        password(g, &RepoLocation::Default(d.clone()), false)?
+    } else {
+        pw
+    };
+    std::fs::create_dir_all(&d.repo).with_context(|| format!("creating {}", d.repo.display()))?;
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&d.repo));
+    Repository::init(backend, &pw, Default::default())?;
+    if !quiet {
+        eprintln!("created the default repository at {}", d.repo.display());
+        eprintln!("its password is stored in {}", d.password_file.display());
+        eprintln!(
+            "WARNING: keep a copy of that password somewhere safe: without it the backups cannot be restored"
+        );
+    }
+    Ok(())
+}
