@@ -299,20 +299,20 @@ impl Comparer<'_> {
                     let path = dir_path(prefix, &n1);
                     self.emit(&path, "-")?;
                     self.stats.removed.add(&n1);
-                    if let (NodeType::Dir, Some(s)) = (&n1.node_type, n1.subtree) {
-                        if let Err(e) = self.print_dir(false, &path, s) {
-                            self.warn(e)?;
-                        }
+                    if let (NodeType::Dir, Some(s)) = (&n1.node_type, n1.subtree)
+                        && let Err(e) = self.print_dir(false, &path, s)
+                    {
+                        self.warn(e)?;
                     }
                 }
                 (None, Some(n2)) => {
                     let path = dir_path(prefix, &n2);
                     self.emit(&path, "+")?;
                     self.stats.added.add(&n2);
-                    if let (NodeType::Dir, Some(s)) = (&n2.node_type, n2.subtree) {
-                        if let Err(e) = self.print_dir(true, &path, s) {
-                            self.warn(e)?;
-                        }
+                    if let (NodeType::Dir, Some(s)) = (&n2.node_type, n2.subtree)
+                        && let Err(e) = self.print_dir(true, &path, s)
+                    {
+                        self.warn(e)?;
                     }
                 }
                 (None, None) => break,
@@ -401,29 +401,33 @@ pub fn diff(
         ..
     } = c;
     let index = repo.index();
-    let count = |set: &BlobSet, other: &BlobSet, stat: &mut DiffStat, warnings: &mut Vec<String>| {
-        for h in set.iter().filter(|h| !other.contains(h) && !common.contains(h)) {
-            match h.0 {
-                BlobType::Data => stat.data_blobs += 1,
-                BlobType::Tree => stat.tree_blobs += 1,
-            }
-            match index.get(h.0, &h.1) {
-                Some(loc) => {
-                    let plain = match loc.uncompressed_length {
-                        Some(u) => u64::from(u),
-                        None => u64::from(loc.length)
-                            .saturating_sub(cairn_repo::crypto::OVERHEAD as u64),
-                    };
-                    stat.bytes += plain;
+    let count =
+        |set: &BlobSet, other: &BlobSet, stat: &mut DiffStat, warnings: &mut Vec<String>| {
+            for h in set
+                .iter()
+                .filter(|h| !other.contains(h) && !common.contains(h))
+            {
+                match h.0 {
+                    BlobType::Data => stat.data_blobs += 1,
+                    BlobType::Tree => stat.tree_blobs += 1,
                 }
-                None => warnings.push(format!(
-                    "unable to find blob size for {} {}",
-                    h.0.as_str(),
-                    h.1.short()
-                )),
+                match index.get(h.0, &h.1) {
+                    Some(loc) => {
+                        let plain = match loc.uncompressed_length {
+                            Some(u) => u64::from(u),
+                            None => u64::from(loc.length)
+                                .saturating_sub(cairn_repo::crypto::OVERHEAD as u64),
+                        };
+                        stat.bytes += plain;
+                    }
+                    None => warnings.push(format!(
+                        "unable to find blob size for {} {}",
+                        h.0.as_str(),
+                        h.1.short()
+                    )),
+                }
             }
-        }
-    };
+        };
     let mut warnings = std::mem::take(&mut stats.warnings);
     count(&before, &after, &mut stats.removed, &mut warnings);
     count(&after, &before, &mut stats.added, &mut warnings);

@@ -112,7 +112,7 @@ pub fn find_snapshots(
     opts: &FindOptions,
 ) -> Result<Vec<(Id, Snapshot)>> {
     let mut list = select_snapshots(repo, snaps, &opts.snapshots, &opts.filter)?;
-    list.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+    list.sort_by_key(|a| a.1.time);
     if !opts.reverse {
         list.reverse();
     }
@@ -171,12 +171,12 @@ pub fn find(
     on_match: &mut dyn FnMut(&Id, &Snapshot, &str, &Node) -> Result<()>,
 ) -> Result<usize> {
     let matcher = Matcher::new(&opts.patterns, opts.ignore_case)?;
-    if let (Some(o), Some(n)) = (opts.oldest, opts.newest) {
-        if o > n {
-            return Err(EngineError::Invalid(
-                "--oldest must specify a time before --newest".into(),
-            ));
-        }
+    if let (Some(o), Some(n)) = (opts.oldest, opts.newest)
+        && o > n
+    {
+        return Err(EngineError::Invalid(
+            "--oldest must specify a time before --newest".into(),
+        ));
     }
     let mut hits = 0usize;
     for (id, snap) in find_snapshots(repo, snaps, opts)? {
@@ -446,7 +446,12 @@ pub fn find_objects(
             match node.node_type {
                 NodeType::Dir if !trees.is_empty() => {
                     if let Some(sub) = node.subtree.filter(|s| matches_any(s, &trees)) {
-                        report("tree", sub, String::from_utf8_lossy(path).into_owned(), None)?;
+                        report(
+                            "tree",
+                            sub,
+                            String::from_utf8_lossy(path).into_owned(),
+                            None,
+                        )?;
                     }
                 }
                 NodeType::File if !blobs.is_empty() => {

@@ -250,16 +250,42 @@ pub struct LsNodeJson {
     pub message_type: Option<&'static str>,
     /// Always `"node"`.
     pub struct_type: &'static str,
+    /// Raw name bytes (for [`LsNodeJson::to_go_json`]).
+    #[serde(skip)]
+    pub raw_name: Vec<u8>,
+    /// Raw path bytes (for [`LsNodeJson::to_go_json`]).
+    #[serde(skip)]
+    pub raw_path: Vec<u8>,
+}
+
+fn push_num(out: &mut Vec<u8>, key: &str, v: u64) {
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(v.to_string().as_bytes());
+}
+
+fn push_time(out: &mut Vec<u8>, key: &str, t: &GoTime) {
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'"');
+    out.extend_from_slice(t.format().as_bytes());
+    out.push(b'"');
 }
 
 impl LsNodeJson {
-    /// The JSON line for `node` at `path`.
+    /// The JSON line for `node` at the display path `path`.
     pub fn new(path: &str, node: &Node, style: JsonStyle) -> Self {
+        Self::new_raw(path.as_bytes(), node, style)
+    }
+
+    /// The JSON line for `node` at the raw path `path` (as [`ls_raw`] reports it); keeps the
+    /// raw bytes so that [`LsNodeJson::to_go_json`] can escape invalid UTF-8 like restic.
+    pub fn new_raw(path: &[u8], node: &Node, style: JsonStyle) -> Self {
         let modern = style == JsonStyle::Modern;
         LsNodeJson {
+            raw_name: node.name.clone(),
+            raw_path: path.to_vec(),
             name: node.name_lossy().into_owned(),
             node_type: node.node_type.as_str().to_string(),
-            path: path.to_string(),
+            path: String::from_utf8_lossy(path).into_owned(),
             uid: node.uid,
             gid: node.gid,
             size: (node.node_type == NodeType::File).then_some(node.size),
@@ -272,6 +298,53 @@ impl LsNodeJson {
             message_type: modern.then_some("node"),
             struct_type: "node",
         }
+    }
+
+    /// The line exactly as restic (Go's `encoding/json`) writes it: `<>&` escaped, and each
+    /// byte of the raw name/path that is not valid UTF-8 written as the escape `\ufffd`.
+    pub fn to_go_json(&self) -> Vec<u8> {
+        use cairn_repo::gojson::{write_json_bytes_lossy, write_json_string};
+        let mut o = Vec::with_capacity(320);
+        o.extend_from_slice(b"{\"name\":");
+        write_json_bytes_lossy(&mut o, &self.raw_name);
+        o.extend_from_slice(b",\"type\":");
+        write_json_string(&mut o, &self.node_type);
+        o.extend_from_slice(b",\"path\":");
+        write_json_bytes_lossy(&mut o, &self.raw_path);
+        push_num(&mut o, ",\"uid\":", u64::from(self.uid));
+        push_num(&mut o, ",\"gid\":", u64::from(self.gid));
+        if let Some(size) = self.size {
+            push_num(&mut o, ",\"size\":", size);
+        }
+        if self.mode != 0 {
+            push_num(&mut o, ",\"mode\":", u64::from(self.mode));
+        }
+        if !self.permissions.is_empty() {
+            o.extend_from_slice(b",\"permissions\":");
+            write_json_string(&mut o, &self.permissions);
+        }
+        push_time(&mut o, ",\"mtime\":", &self.mtime);
+        push_time(&mut o, ",\"atime\":", &self.atime);
+        push_time(&mut o, ",\"ctime\":", &self.ctime);
+        if let Some(inode) = self.inode {
+            push_num(&mut o, ",\"inode\":", inode);
+        }
+        if let Some(m) = self.message_type {
+            o.extend_from_slice(b",\"message_type\":");
+            write_json_string(&mut o, m);
+        }
+        o.extend_from_slice(b",\"struct_type\":");
+        write_json_string(&mut o, self.struct_type);
+        o.push(b'}');
+        o
+    }
+}
+
+impl LsSnapshotJson<'_> {
+    /// The line exactly as restic writes it (Go string escaping).
+    pub fn to_go_json(&self) -> Vec<u8> {
+        // Serializing strings, numbers and ids to memory cannot fail.
+        cairn_repo::gojson::to_vec_go(self).unwrap_or_default()
     }
 }
 
@@ -337,7 +410,16 @@ mod tests {
         let v = serde_json::to_value(LsNodeJson::new("/caf\u{fffd}", &n, JsonStyle::Restic014))
             .unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        for k in ["name", "type", "path", "uid", "gid", "size", "mode", "permissions"] {
+        for k in [
+            "name",
+            "type",
+            "path",
+            "uid",
+            "gid",
+            "size",
+            "mode",
+            "permissions",
+        ] {
             assert!(keys.contains(&k), "{k}");
         }
         assert!(!keys.contains(&"inode") && !keys.contains(&"message_type"));

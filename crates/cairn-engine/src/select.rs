@@ -14,6 +14,9 @@ use cairn_repo::snapshot::{Snapshot, SnapshotFilter};
 use cairn_repo::{Id, RepoError};
 use std::collections::HashSet;
 
+/// The visitor of [`walk_tree_ext`]: (id of the tree holding the node, raw path, node).
+pub type WalkVisitor<'a> = dyn FnMut(&Id, &[u8], &Node) -> Result<WalkAction> + 'a;
+
 /// What the walker should do after visiting a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WalkAction {
@@ -42,10 +45,10 @@ pub fn latest_snapshot<'a>(
 ) -> Option<&'a (Id, Snapshot)> {
     let mut latest: Option<&(Id, Snapshot)> = None;
     for entry in snaps {
-        if let Some(l) = latest {
-            if entry.1.time < l.1.time {
-                continue;
-            }
+        if let Some(l) = latest
+            && entry.1.time < l.1.time
+        {
+            continue;
         }
         if filter.matches(&entry.1) {
             latest = Some(entry);
@@ -91,7 +94,8 @@ pub fn find_snapshot_by_id(
             "invalid snapshot ID {prefix:?}: not a hex ID prefix and not \"latest\""
         )));
     }
-    let matches: Vec<&(Id, Snapshot)> = snaps.iter().filter(|(i, _)| i.has_prefix(prefix)).collect();
+    let matches: Vec<&(Id, Snapshot)> =
+        snaps.iter().filter(|(i, _)| i.has_prefix(prefix)).collect();
     match matches.as_slice() {
         [one] => Ok((one.0, one.1.clone())),
         [] => {
@@ -269,7 +273,7 @@ pub fn walk_tree_ext(
     repo: &Repository,
     tree: Id,
     prefix: &[u8],
-    visit: &mut dyn FnMut(&Id, &[u8], &Node) -> Result<WalkAction>,
+    visit: &mut WalkVisitor<'_>,
 ) -> Result<()> {
     struct Frame {
         tree: Id,

@@ -52,9 +52,15 @@ fn expected_ls(name: &str) -> Vec<(Id, Vec<String>)> {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let file = p.file_name().unwrap().to_str().unwrap().to_string();
-        if let Some(id) = file.strip_prefix("ls-").and_then(|f| f.strip_suffix(".jsonl")) {
+        if let Some(id) = file
+            .strip_prefix("ls-")
+            .and_then(|f| f.strip_suffix(".jsonl"))
+        {
             let text = std::fs::read_to_string(&p).unwrap();
-            out.push((id.parse().unwrap(), text.lines().map(str::to_string).collect()));
+            out.push((
+                id.parse().unwrap(),
+                text.lines().map(str::to_string).collect(),
+            ));
         }
     }
     out.sort();
@@ -68,18 +74,17 @@ fn our_ls(o: &Opened, id: Id) -> Vec<(serde_json::Value, Vec<u8>)> {
         select::find_snapshot(&o.repo, &o.snaps, &id.to_hex(), &SnapshotFilter::default()).unwrap();
     assert!(sub.is_none());
     let head = ls::LsSnapshotJson::new(id, &snap, JsonStyle::Restic014);
-    let mut lines = vec![(
-        serde_json::to_value(&head).unwrap(),
-        cairn_repo::gojson::to_vec_go(&head).unwrap(),
-    )];
-    ls::ls(&o.repo, snap.tree, &LsOptions::default(), &mut |path, node| {
-        let n = ls::LsNodeJson::new(path, node, JsonStyle::Restic014);
-        lines.push((
-            serde_json::to_value(&n).unwrap(),
-            cairn_repo::gojson::to_vec_go(&n).unwrap(),
-        ));
-        Ok(())
-    })
+    let mut lines = vec![(serde_json::to_value(&head).unwrap(), head.to_go_json())];
+    ls::ls_raw(
+        &o.repo,
+        snap.tree,
+        &LsOptions::default(),
+        &mut |path, node| {
+            let n = ls::LsNodeJson::new_raw(path, node, JsonStyle::Restic014);
+            lines.push((serde_json::to_value(&n).unwrap(), n.to_go_json()));
+            Ok(())
+        },
+    )
     .unwrap();
     lines
 }
@@ -98,6 +103,8 @@ fn check_ls_golden(name: &str) {
                 line.as_str(),
                 "{name} {id} line {i} bytes"
             );
+            let reparsed: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(reparsed, want, "{name} {id} line {i} reparsed");
         }
     }
 }
@@ -187,7 +194,10 @@ fn select_diff_find_dump_v2() {
     })
     .unwrap();
     assert!(changes.contains(&("M".into(), format!("{SRC}/small/hello.txt"))));
-    assert!(changes.iter().all(|(m, _)| m == "U" || m == "M"), "{changes:?}");
+    assert!(
+        changes.iter().all(|(m, _)| m == "U" || m == "M"),
+        "{changes:?}"
+    );
 
     // find *.txt: 16 text files per snapshot, newest snapshot first.
     let res = find::find_collect(
@@ -203,7 +213,12 @@ fn select_diff_find_dump_v2() {
     assert_eq!(res[0].snapshot_id, s2);
     assert_eq!(res[1].snapshot_id, s1);
     assert_eq!(res[0].matches.len(), 16);
-    assert!(res[0].matches.iter().any(|m| m.path == format!("{SRC}/names/latin1-caf\u{fffd}.txt")));
+    assert!(
+        res[0]
+            .matches
+            .iter()
+            .any(|m| m.path == format!("{SRC}/names/latin1-caf\u{fffd}.txt"))
+    );
     let hello = res[0]
         .matches
         .iter()
@@ -213,7 +228,14 @@ fn select_diff_find_dump_v2() {
 
     // dump a file by full path and through ID:subfolder.
     let mut out = Vec::new();
-    dump::dump(&o.repo, t1, &format!("{SRC}/random-3m.bin"), ArchiveFormat::Tar, &mut out).unwrap();
+    dump::dump(
+        &o.repo,
+        t1,
+        &format!("{SRC}/random-3m.bin"),
+        ArchiveFormat::Tar,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(
         sha(&out),
         "d6c8accc326aad368426b87c415c44ba04d702c5a5f9ecd693c8f07786f9a21a"
@@ -222,7 +244,14 @@ fn select_diff_find_dump_v2() {
     let (_, snap, sub) = select::find_snapshot(&o.repo, &o.snaps, &spec, &none).unwrap();
     let sub_tree = select::resolve_subtree(&o.repo, snap.tree, &sub.unwrap()).unwrap();
     let mut out = Vec::new();
-    dump::dump(&o.repo, sub_tree, "small/hello.txt", ArchiveFormat::Tar, &mut out).unwrap();
+    dump::dump(
+        &o.repo,
+        sub_tree,
+        "small/hello.txt",
+        ArchiveFormat::Tar,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(
         sha(&out),
         "b25f7a6bf015a24883b974bcae9522a547707425e7ee5fa7ed6c0938b660836b"
@@ -232,7 +261,10 @@ fn select_diff_find_dump_v2() {
     let mut expected = Vec::new();
     ls::ls(&o.repo, t1, &LsOptions::default(), &mut |p, n| {
         use cairn_repo::node::NodeType;
-        if matches!(n.node_type, NodeType::File | NodeType::Dir | NodeType::Symlink) {
+        if matches!(
+            n.node_type,
+            NodeType::File | NodeType::Dir | NodeType::Symlink
+        ) {
             let mut name = p.trim_start_matches('/').to_string();
             if n.node_type == NodeType::Dir {
                 name.push('/');
@@ -246,6 +278,7 @@ fn select_diff_find_dump_v2() {
     dump::dump(&o.repo, t1, "/", ArchiveFormat::Tar, &mut out).unwrap();
     let mut ar = tar::Archive::new(out.as_slice());
     let mut names = Vec::new();
+    let mut checked = 0;
     for e in ar.entries().unwrap() {
         let mut e = e.unwrap();
         let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
@@ -262,36 +295,50 @@ fn select_diff_find_dump_v2() {
         };
         let h = e.header();
         if name.ends_with("/hardlink-a.txt") {
-            assert_eq!(sha(&data), "a11811c6915856f3c46fd990c6669a5582d941df2739691915fa292b5f9c3395");
+            checked += 1;
+            assert_eq!(
+                sha(&data),
+                "a11811c6915856f3c46fd990c6669a5582d941df2739691915fa292b5f9c3395"
+            );
         }
         if name.ends_with("/setuid-exec") {
+            checked += 1;
             assert_eq!(h.mode().unwrap(), 0o4755);
         }
         if name.ends_with("/sticky-dir/") {
+            checked += 1;
             assert_eq!(h.mode().unwrap(), 0o1777);
         }
         if name.ends_with("/foreign-owner.txt") {
+            checked += 1;
             assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (12345, 54321));
             assert_eq!(h.username().unwrap(), Some(""));
         }
         if name.ends_with("/dangling-link") {
+            checked += 1;
             assert_eq!(
                 e.link_name_bytes().unwrap().as_ref(),
                 b"/nonexistent/target"
             );
         }
         if name.ends_with("/with-xattr.txt") {
+            checked += 1;
             assert_eq!(
                 pax,
-                [("SCHILY.xattr.user.fixture".to_string(), b"xattr-value-\x00\xff".to_vec())]
+                [(
+                    "SCHILY.xattr.user.fixture".to_string(),
+                    b"xattr-value-\x00\xff".to_vec()
+                )]
             );
         }
         if name.ends_with("/small/hello.txt") {
+            checked += 1;
             assert_eq!(data, b"hello restic\n");
             // mtime 06:06:07.5 rounds up.
             assert_eq!(h.mtime().unwrap(), 1614834368);
         }
         names.push(name);
     }
+    assert_eq!(checked, 7);
     assert_eq!(names, expected);
 }

@@ -236,17 +236,16 @@ impl MasterKey {
         out.extend_from_slice(&tag);
     }
 
-    /// Verify the tag and decrypt in place; returns the plaintext's range in `buf`.
-    fn open_range(&self, buf: &mut [u8]) -> Result<std::ops::Range<usize>, CryptoError> {
-        let len = buf.len();
+    /// Check length, IV and tag (constant-time) of sealed data; returns the IV.
+    fn verify(&self, sealed: &[u8]) -> Result<[u8; 16], CryptoError> {
+        let len = sealed.len();
         if len < OVERHEAD {
             return Err(CryptoError::TooShort(len));
         }
-        let (iv, rest) = buf.split_at_mut(IV_LEN);
-        let (ct, tag) = rest.split_at_mut(len - OVERHEAD);
-        let iv: [u8; 16] = match <[u8; 16]>::try_from(&*iv) {
-            Ok(iv) => iv,
-            Err(_) => return Err(CryptoError::TooShort(len)),
+        let (iv, rest) = sealed.split_at(IV_LEN);
+        let (ct, tag) = rest.split_at(len - OVERHEAD);
+        let Ok(iv) = <[u8; 16]>::try_from(iv) else {
+            return Err(CryptoError::TooShort(len));
         };
         if is_zero(&iv) {
             return Err(CryptoError::ZeroIv);
@@ -254,15 +253,25 @@ impl MasterKey {
         if !ct_eq(&self.mac(&iv, ct), tag) {
             return Err(CryptoError::BadMac);
         }
-        Aes256Ctr::new(&self.encrypt.into(), &iv.into()).apply_keystream(ct);
-        Ok(IV_LEN..len - TAG_LEN)
+        Ok(iv)
+    }
+
+    /// Verify the tag, then decrypt in place; returns the plaintext's range in `buf`.
+    fn open_range(&self, buf: &mut [u8]) -> Result<std::ops::Range<usize>, CryptoError> {
+        let iv = self.verify(buf)?;
+        // verify() checked buf.len() >= OVERHEAD.
+        let r = IV_LEN..buf.len() - TAG_LEN;
+        Aes256Ctr::new(&self.encrypt.into(), &iv.into()).apply_keystream(&mut buf[r.clone()]);
+        Ok(r)
     }
 
     /// Verify and decrypt `sealed`, returning the plaintext.
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut buf = sealed.to_vec();
-        self.open_in_place(&mut buf)?;
-        Ok(buf)
+        let iv = self.verify(sealed)?;
+        // verify() checked sealed.len() >= OVERHEAD.
+        let mut out = sealed[IV_LEN..sealed.len() - TAG_LEN].to_vec();
+        Aes256Ctr::new(&self.encrypt.into(), &iv.into()).apply_keystream(&mut out);
+        Ok(out)
     }
 
     /// Verify and decrypt `buf` in place; on success `buf` holds exactly the plaintext.

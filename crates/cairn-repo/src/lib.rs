@@ -18,7 +18,6 @@ pub mod key;
 pub mod lock;
 pub mod node;
 pub mod pack;
-#[cfg(any())] // enabled once the format modules land
 pub mod repository;
 pub mod snapshot;
 pub mod tree;

@@ -50,7 +50,7 @@ pub enum DumpTarget {
         /// Path in the snapshot, e.g. `/a/b.txt`.
         path: String,
         /// The file node.
-        node: Node,
+        node: Box<Node>,
     },
     /// A directory (or the whole tree): written as an archive.
     Archive {
@@ -91,7 +91,10 @@ pub fn resolve_dump_path(repo: &Repository, tree: Id, path: &str) -> Result<Dump
             .ok_or_else(|| EngineError::Invalid(format!("path {shown:?} not found in snapshot")))?;
         match (i == last, &node.node_type) {
             (true, NodeType::File) => {
-                return Ok(DumpTarget::File { path: shown, node });
+                return Ok(DumpTarget::File {
+                    path: shown,
+                    node: Box::new(node),
+                });
             }
             (false, NodeType::Dir) => current = subtree_of(&node, &item)?,
             (true, NodeType::Dir) => {
@@ -115,7 +118,9 @@ pub fn resolve_dump_path(repo: &Repository, tree: Id, path: &str) -> Result<Dump
         }
     }
     // Unreachable: the loop returns on its last component.
-    Err(EngineError::Invalid(format!("path {path:?} not found in snapshot")))
+    Err(EngineError::Invalid(format!(
+        "path {path:?} not found in snapshot"
+    )))
 }
 
 /// Name used in I/O errors of the output stream.
@@ -286,7 +291,11 @@ pub(crate) fn entry_name(path: &[u8], node: &Node) -> Vec<u8> {
 /// Rounds a time to whole seconds like Go's `Time.Round(time.Second)` (halves round up).
 pub(crate) fn round_secs(t: &cairn_repo::gotime::GoTime) -> i64 {
     let (s, n) = t.unix();
-    if n >= 500_000_000 { s.saturating_add(1) } else { s }
+    if n >= 500_000_000 {
+        s.saturating_add(1)
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

@@ -290,10 +290,15 @@ mod tests {
         pax_record(&mut out, "path", &[b'x'; 92]);
         assert_eq!(out.len(), 102);
         assert!(out.starts_with(b"102 path="));
+        // 98 bytes without the length: "100 " would make 101, so the length is 101.
         let mut out = Vec::new();
         pax_record(&mut out, "path", &[b'x'; 91]);
-        assert_eq!(out.len(), 100);
-        assert!(out.starts_with(b"100 path="));
+        assert_eq!(out.len(), 101);
+        assert!(out.starts_with(b"101 path="));
+        let mut out = Vec::new();
+        pax_record(&mut out, "path", &[b'x'; 90]);
+        assert_eq!(out.len(), 99);
+        assert!(out.starts_with(b"99 path="));
     }
 
     #[test]
@@ -310,7 +315,13 @@ mod tests {
     #[test]
     fn acl_text() {
         let mut acl = 2u32.to_le_bytes().to_vec();
-        for (tag, perm, id) in [(1u16, 7u16, 0u32), (2, 5, 1000), (4, 4, 0), (0x10, 7, 0), (0x20, 0, 0)] {
+        for (tag, perm, id) in [
+            (1u16, 7u16, 0u32),
+            (2, 5, 1000),
+            (4, 4, 0),
+            (0x10, 7, 0),
+            (0x20, 0, 0),
+        ] {
             acl.extend(tag.to_le_bytes());
             acl.extend(perm.to_le_bytes());
             acl.extend(id.to_le_bytes());

@@ -8,8 +8,8 @@
 use super::{ArchiveSink, archive_content, entry_name, out_err};
 use crate::{EngineError, Result};
 use cairn_repo::node::{
-    MODE_CHAR_DEVICE, MODE_DEVICE, MODE_DIR, MODE_NAMED_PIPE, MODE_SOCKET, MODE_SYMLINK,
-    MODE_TYPE, Node, NodeType, unix_perm_from_go,
+    MODE_CHAR_DEVICE, MODE_DEVICE, MODE_DIR, MODE_NAMED_PIPE, MODE_SOCKET, MODE_SYMLINK, MODE_TYPE,
+    Node, NodeType, unix_perm_from_go,
 };
 use cairn_repo::repository::Repository;
 use chrono::{Datelike, Timelike};
@@ -108,8 +108,8 @@ fn external_attrs(mode: u32) -> u32 {
 fn dos_time(t: &cairn_repo::gotime::GoTime) -> (u16, u16) {
     let d = t.0.naive_local();
     let year = d.year().clamp(1980, 2107);
-    let date = ((year - 1980) as u32) << 9 | d.month() << 5 | d.day();
-    let time = d.hour() << 11 | d.minute() << 5 | d.second() / 2;
+    let date = (((year - 1980) as u32) << 9) | (d.month() << 5) | d.day();
+    let time = (d.hour() << 11) | (d.minute() << 5) | (d.second() / 2);
     (time as u16, date as u16)
 }
 

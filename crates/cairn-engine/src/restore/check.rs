@@ -33,11 +33,19 @@ impl FileState {
     }
 }
 
+/// Open for reading without following symlinks; `O_NOATIME` (owner or root only) keeps the
+/// restored access times intact.
 fn open_read(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
+    let open = |extra: i32| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | extra)
+            .open(path)
+    };
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        r => r,
+    }
 }
 
 /// Compare the file at `path` with `node`. `trust_mtime`: size and mtime equal ⇒ matching

@@ -5,7 +5,6 @@ use super::files::{Action, remove_in_the_way};
 use super::plan::{NodeKind, Plan};
 use super::{Reporter, RestoreOptions, run_parallel, show};
 use cairn_repo::node::{Node, NodeType, unix_perm_from_go};
-use nix::errno::Errno;
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use parking_lot::Mutex;

@@ -314,9 +314,17 @@ fn many_files_across_many_packs() {
         pack_size: 256 * 1024,
         ..Default::default()
     });
+    // Incompressible content of varying length.
     let content = |i: usize| -> Vec<u8> {
         let len = 100 + (i * 7919) % 30_000;
-        (0..len).map(|j| ((i * 131 + j * 17) % 253) as u8).collect()
+        let mut out = Vec::with_capacity(len + 32);
+        let mut block = Id::hash(&i.to_le_bytes()).0;
+        while out.len() < len {
+            out.extend_from_slice(&block);
+            block = Id::hash(&block).0;
+        }
+        out.truncate(len);
+        out
     };
     let mut dirs = Vec::new();
     for d in 0..20 {

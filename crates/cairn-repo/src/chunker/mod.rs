@@ -213,9 +213,7 @@ impl Chunker {
         for (i, &b) in bytes.iter().enumerate() {
             self.slide(b);
             self.count += 1;
-            if self.count >= MIN_SIZE
-                && (self.digest & SPLIT_MASK == 0 || self.count >= MAX_SIZE)
-            {
+            if self.count >= MIN_SIZE && (self.digest & SPLIT_MASK == 0 || self.count >= MAX_SIZE) {
                 self.reset();
                 return Some(i + 1);
             }

@@ -179,7 +179,9 @@ mod tests {
     fn irreducibility_small() {
         // Irreducible polynomials of degree ≤ 4: x, x+1, x^2+x+1, x^3+x+1, x^3+x^2+1,
         // x^4+x+1, x^4+x^3+1, x^4+x^3+x^2+x+1.
-        let irreducible = [0b10u64, 0b11, 0b111, 0b1011, 0b1101, 0b10011, 0b11001, 0b11111];
+        let irreducible = [
+            0b10u64, 0b11, 0b111, 0b1011, 0b1101, 0b10011, 0b11001, 0b11111,
+        ];
         for p in 0u64..32 {
             assert_eq!(
                 Pol(p).is_irreducible(),

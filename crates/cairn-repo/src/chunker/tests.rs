@@ -49,7 +49,11 @@ fn sha256_hex(data: &[u8]) -> String {
 /// Checks `lengths` of `data` against a JSON list of {offset, length, blob_id}.
 fn check_chunks(data: &[u8], lengths: &[usize], expected: &serde_json::Value, what: &str) {
     let expected = expected.as_array().unwrap();
-    assert_eq!(lengths.len(), expected.len(), "{what}: chunk count {lengths:?}");
+    assert_eq!(
+        lengths.len(),
+        expected.len(),
+        "{what}: chunk count {lengths:?}"
+    );
     let mut offset = 0;
     for (len, exp) in lengths.iter().zip(expected) {
         assert_eq!(offset as u64, exp["offset"].as_u64().unwrap(), "{what}");
@@ -265,7 +269,14 @@ fn small_and_empty_inputs() {
 fn max_boundary_exact_pieces() {
     let t = ChunkerTables::new(POL_V2);
     let data = vec![0xffu8; MAX_SIZE + 10];
-    for split in [MAX_SIZE - 1, MAX_SIZE, MAX_SIZE + 1, SKIP, SKIP + 64, MIN_SIZE] {
+    for split in [
+        MAX_SIZE - 1,
+        MAX_SIZE,
+        MAX_SIZE + 1,
+        SKIP,
+        SKIP + 64,
+        MIN_SIZE,
+    ] {
         let mut c = Chunker::new(Arc::clone(&t));
         let mut cuts = Vec::new();
         let mut off = 0;
@@ -434,37 +445,34 @@ fn byte_by_byte_matches() {
     assert_eq!(chunk_split(&t, &data, &splits), whole);
 }
 
-/// Prints throughput; run with
+/// Prints throughput (best of several runs); run with
 /// `cargo test --release -p cairn-repo --lib chunker::tests::throughput -- --nocapture`.
 #[test]
 fn throughput() {
     let data = build(&[(0, 64 * 1024 * 1024)], 7);
     let t = ChunkerTables::new(POL_V2);
-    // Rolled bytes only: feed a chunker that is past its skip phase and never cuts on
-    // MAX (we count content cuts and keep going).
-    let mut rolled = 0usize;
-    let start = std::time::Instant::now();
-    let mut c = Chunker::new(Arc::clone(&t));
-    let mut rest = &data[..];
-    let mut cuts = 0;
-    let mut skipped = 0;
-    while let Some(n) = c.next_boundary(rest) {
-        cuts += 1;
-        rolled += n - SKIP.min(n);
-        skipped += SKIP.min(n);
-        rest = &rest[n..];
+    let mut best = f64::MAX;
+    let (mut rolled, mut cuts) = (0, 0);
+    for _ in 0..12 {
+        let start = std::time::Instant::now();
+        let mut c = Chunker::new(Arc::clone(&t));
+        let mut rest = &data[..];
+        (rolled, cuts) = (0usize, 0usize);
+        while let Some(n) = c.next_boundary(rest) {
+            cuts += 1;
+            rolled += n - SKIP;
+            rest = &rest[n..];
+        }
+        rolled += rest.len().saturating_sub(SKIP);
+        best = best.min(start.elapsed().as_secs_f64());
     }
-    rolled += rest.len().saturating_sub(SKIP);
-    skipped += rest.len().min(SKIP);
-    let secs = start.elapsed().as_secs_f64();
     assert!(cuts > 10);
-    assert_eq!(rolled + skipped, data.len());
     println!(
-        "chunker: {} MiB in {:.3} s: {:.0} MB/s overall, {:.0} MB/s on rolled bytes ({} cuts)",
+        "chunker: {} MiB in {:.1} ms: {:.0} MB/s overall, {:.0} MB/s on rolled bytes ({} cuts)",
         data.len() >> 20,
-        secs,
-        data.len() as f64 / secs / 1e6,
-        rolled as f64 / secs / 1e6,
+        best * 1e3,
+        data.len() as f64 / best / 1e6,
+        rolled as f64 / best / 1e6,
         cuts
     );
 }

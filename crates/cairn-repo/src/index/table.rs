@@ -203,50 +203,39 @@ impl Run {
     }
 }
 
-/// First index in sorted `s` whose key is `>= key` (31-byte keys), found by interpolation on
-/// the first 8 key bytes followed by galloping and a binary search.
+fn prefix(k: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    if let Some(src) = k.get(..8) {
+        b.copy_from_slice(src);
+    }
+    u64::from_be_bytes(b)
+}
+
+/// First index in sorted `s` whose key is `>= key` (31-byte keys). Ids are uniformly
+/// distributed, so interpolation on the first 8 key bytes narrows the range to a few entries
+/// in two or three probes; a bounded number of steps is followed by a binary search, so
+/// adversarial inputs cost at most O(log n).
 fn lower_bound(s: &[Rec], key: &[u8]) -> usize {
-    let less = |i: usize| s.get(i).is_some_and(|r| rec_key(r) < key);
-    let n = s.len();
-    if n < 16 {
-        return s.partition_point(|r| rec_key(r) < key);
-    }
-    let mut k8 = [0u8; 8];
-    if let Some(src) = key.get(..8) {
-        k8.copy_from_slice(src);
-    }
-    let k = u128::from(u64::from_be_bytes(k8));
-    let est = (((k * n as u128) >> 64) as usize).min(n - 1);
-    let (lo, hi) = if less(est) {
-        let mut lo = est + 1;
-        let mut step = 1usize;
-        loop {
-            let probe = est.saturating_add(step);
-            if probe >= n {
-                break (lo, n);
-            }
-            if less(probe) {
-                lo = probe + 1;
-                step *= 2;
-            } else {
-                break (lo, probe);
-            }
+    let k = u128::from(prefix(key));
+    let (mut lo, mut hi) = (0usize, s.len());
+    // Bounds of the key prefixes in [lo, hi): all below `klo` are less, `khi` is exclusive.
+    let (mut klo, mut khi) = (0u128, 1u128 << 64);
+    for _ in 0..6 {
+        if hi - lo <= 8 || khi <= klo || k < klo || k >= khi {
+            break;
         }
-    } else {
-        let mut hi = est;
-        let mut step = 1usize;
-        loop {
-            if step > est {
-                break (0, hi);
-            }
-            let probe = est - step;
-            if less(probe) {
-                break (probe + 1, hi);
-            }
-            hi = probe;
-            step *= 2;
+        let span = (hi - lo) as u128;
+        let pos = lo + (((k - klo) * span) / (khi - klo)).min(span - 1) as usize;
+        let Some(r) = s.get(pos) else { break };
+        let rk = rec_key(r);
+        if rk < key {
+            lo = pos + 1;
+            klo = u128::from(prefix(rk));
+        } else {
+            hi = pos;
+            khi = u128::from(prefix(rk)) + 1;
         }
-    };
+    }
     lo + s
         .get(lo..hi)
         .unwrap_or_default()
@@ -447,6 +436,25 @@ mod tests {
             }
         }
         assert_eq!(lower_bound(&recs, &[0u8; 31]), 0);
+        // Skewed keys (shared prefixes, runs of equal keys) still give exact answers.
+        let mut skewed: Vec<Rec> = (0..3000u32)
+            .map(|i| {
+                let mut r = [0u8; REC];
+                r[30] = (i / 7) as u8;
+                r[29] = (i / 1792) as u8;
+                r[0] = if i > 2000 { 0xff } else { 0 };
+                r
+            })
+            .collect();
+        skewed.sort_unstable();
+        for r in skewed.iter().step_by(13) {
+            for delta in [0u8, 1] {
+                let mut k = *r;
+                k[30] = k[30].wrapping_add(delta);
+                let want = skewed.partition_point(|x| rec_key(x) < &k[..31]);
+                assert_eq!(lower_bound(&skewed, &k[..31]), want);
+            }
+        }
         assert_eq!(lower_bound(&recs, &[0xffu8; 31]), recs.len());
     }
 }

@@ -134,8 +134,8 @@ impl Repository {
         let full = {
             let mut slot = self.slot(t).lock();
             let w = slot.get_or_insert_with(|| PackWriter::new(t));
-            w.add_sealed(id, sealed, uncompressed_length);
-            if w.len() >= self.opts.pack_size || w.header_full() {
+            w.add_sealed(id, sealed, uncompressed_length)?;
+            if w.len() >= self.opts.pack_size || w.header_would_overflow(true) {
                 slot.take()
             } else {
                 None

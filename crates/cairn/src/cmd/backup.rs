@@ -151,10 +151,10 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
     };
     let result: Result<BackupResult> = std::thread::scope(|s| {
         let show_bar = output::show_progress(g.json, g.quiet);
-        let reporter = (show_bar || (g.json && !g.quiet)).then(|| {
-            s.spawn(|| report_progress(&progress, &done, started, show_bar))
-        });
-        let r = backup(&repo, &opts, excluder.as_ref(), &progress, &on_warning);
+        let (progress, done) = (&progress, &done);
+        let reporter = (show_bar || (g.json && !g.quiet))
+            .then(|| s.spawn(move || report_progress(progress, done, started, show_bar)));
+        let r = backup(&repo, &opts, excluder.as_ref(), progress, &on_warning);
         done.store(true, Ordering::Relaxed);
         if let Some(h) = reporter {
             let _ = h.join();
