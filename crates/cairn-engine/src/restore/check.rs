@@ -190,9 +190,7 @@ pub(crate) fn verify_restored(
         };
         let mut buf = Vec::new();
         if let Err(e) = compare_file(repo, &job.path, &job.node, false, true, &mut buf) {
-            errors
-                .lock()
-                .push(format!("{}: {e}", job.path.display()));
+            errors.lock().push(format!("{}: {e}", job.path.display()));
         }
         checked.fetch_add(1, Ordering::Relaxed);
         progress.files_verified.fetch_add(1, Ordering::Relaxed);

@@ -153,11 +153,7 @@ fn layout(repo: &Repository, plan: &mut Plan, rep: &Reporter<'_>) -> Layout {
         )
     };
     uses.sort_unstable_by_key(key);
-    Layout {
-        blobs,
-        packs,
-        uses,
-    }
+    Layout { blobs, packs, uses }
 }
 
 /// Split the sorted uses into one range per pack.
@@ -196,8 +192,10 @@ pub(crate) fn restore_contents(
             stats.bytes_written += f.node.size;
         }
         let p = rep.progress();
-        p.files_done.fetch_add(stats.files_restored, Ordering::Relaxed);
-        p.bytes_done.fetch_add(stats.bytes_written, Ordering::Relaxed);
+        p.files_done
+            .fetch_add(stats.files_restored, Ordering::Relaxed);
+        p.bytes_done
+            .fetch_add(stats.bytes_written, Ordering::Relaxed);
         return stats;
     }
     let env = WriteEnv {
@@ -215,9 +213,8 @@ pub(crate) fn restore_contents(
     run_parallel(threads, no_blobs.len() + groups.len(), |i| {
         if let Some(f) = no_blobs.get(i) {
             f.finish(&env);
-        } else if let Some((pack, range)) = i
-            .checked_sub(no_blobs.len())
-            .and_then(|k| groups.get(k))
+        } else if let Some((pack, range)) =
+            i.checked_sub(no_blobs.len()).and_then(|k| groups.get(k))
         {
             let uses = l.uses.get(range.clone()).unwrap_or_default();
             fetch_pack(repo, &l, *pack, uses, files, &env);
@@ -252,34 +249,26 @@ fn fetch_pack(
             _ => runs.push((u.blob, i..i + 1)),
         }
     }
-    let mut k = 0;
-    while k < runs.len() {
-        // Extend the read while the next blob is close and the range stays small enough.
-        let Some(first) = runs.get(k).and_then(|(b, _)| l.blobs.get(*b as usize)) else {
-            break;
-        };
-        let start = u64::from(first.offset);
-        let mut end = first.end();
-        let mut j = k + 1;
-        while let Some(next) = runs.get(j).and_then(|(b, _)| l.blobs.get(*b as usize)) {
-            let gap = u64::from(next.offset).saturating_sub(end);
-            if gap > MAX_GAP || next.end().max(end) - start > MAX_RANGE {
-                break;
-            }
-            end = end.max(next.end());
-            j += 1;
-        }
+    let extents: Vec<(u64, u64)> = runs
+        .iter()
+        .map(|(b, _)| {
+            l.blobs
+                .get(*b as usize)
+                .map_or((0, 0), |r| (u64::from(r.offset), r.end()))
+        })
+        .collect();
+    for (blob_range, start, end) in plan_reads(&extents) {
         let raw = repo
             .backend()
             .read_range(FileType::Pack, &pack_name, start, end - start);
-        for (b, r) in runs.get(k..j).unwrap_or_default() {
+        for (b, r) in runs.get(blob_range).unwrap_or_default() {
             let Some(blob) = l.blobs.get(*b as usize) else {
                 continue;
             };
             let targets = uses.get(r.clone()).unwrap_or_default();
             let data = match &raw {
                 Ok(raw) => {
-                    let a = (u64::from(blob.offset) - start) as usize;
+                    let a = u64::from(blob.offset).saturating_sub(start) as usize;
                     match raw.get(a..a + blob.length as usize) {
                         Some(bytes) => repo
                             .decode_blob(bytes, &blob.pack_blob())
@@ -312,6 +301,28 @@ fn fetch_pack(
                 }
             }
         }
+    }
+}
+
+/// Group blobs of one pack, given as `(offset, end)` sorted by offset, into range reads:
+/// `(indices of the blobs, start, end)`. A new read starts when the gap to the next blob
+/// exceeds [`MAX_GAP`] or the read would grow beyond [`MAX_RANGE`] (a single larger blob
+/// gets a read of its own).
+pub(crate) fn plan_reads(extents: &[(u64, u64)]) -> Vec<(Range<usize>, u64, u64)> {
+    let mut out = Vec::new();
+    let mut k = 0;
+    while let Some(&(start, first_end)) = extents.get(k) {
+        let mut end = first_end;
+        let mut j = k + 1;
+        while let Some(&(off, next_end)) = extents.get(j) {
+            if off.saturating_sub(end) > MAX_GAP || next_end.max(end) - start > MAX_RANGE {
+                break;
+            }
+            end = end.max(next_end);
+            j += 1;
+        }
+        out.push((k..j, start, end));
         k = j;
     }
+    out
 }

@@ -325,12 +325,7 @@ fn preallocate(f: &File, size: u64) {
         return;
     };
     // Failure (unsupported file system) is harmless.
-    let _ = nix::fcntl::fallocate(
-        f.as_raw_fd(),
-        nix::fcntl::FallocateFlags::empty(),
-        0,
-        len,
-    );
+    let _ = nix::fcntl::fallocate(f.as_raw_fd(), nix::fcntl::FallocateFlags::empty(), 0, len);
 }
 
 #[cfg(not(target_os = "linux"))]

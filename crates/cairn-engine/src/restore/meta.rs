@@ -105,10 +105,8 @@ fn timespec(t: &cairn_repo::gotime::GoTime) -> TimeSpec {
 }
 
 fn xattr_unsupported(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOTSUP) | Some(libc::ENODATA)
-    ) || e.raw_os_error() == Some(libc::EOPNOTSUPP)
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENODATA))
+        || e.raw_os_error() == Some(libc::EOPNOTSUPP)
 }
 
 /// Restore ownership, extended attributes, times and mode of one node (restic's order:
@@ -168,13 +166,9 @@ pub(crate) fn apply(
     let (atime, mtime) = (timespec(&node.atime), timespec(&node.mtime));
     let r = match t {
         MetaTarget::File(f) => nix::sys::stat::futimens(f.as_raw_fd(), &atime, &mtime),
-        MetaTarget::Path { .. } => nix::sys::stat::utimensat(
-            None,
-            path,
-            &atime,
-            &mtime,
-            UtimensatFlags::NoFollowSymlink,
-        ),
+        MetaTarget::Path { .. } => {
+            nix::sys::stat::utimensat(None, path, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+        }
     };
     if let Err(e) = r {
         note("set times", io::Error::from(e));
@@ -192,7 +186,10 @@ pub(crate) fn apply(
     }
 
     if let Some((what, e)) = first_err {
-        rep.error(format!("{}: cannot restore metadata ({what}): {e}", show(loc)));
+        rep.error(format!(
+            "{}: cannot restore metadata ({what}): {e}",
+            show(loc)
+        ));
     }
 }
 
@@ -255,9 +252,7 @@ fn create_node(node: &Node, path: &Path, exists: bool, recursive: bool) -> io::R
     }
     let perm = Mode::from_bits_truncate(0o600);
     match node.node_type {
-        NodeType::Symlink => {
-            std::os::unix::fs::symlink(OsStr::from_bytes(&node.linktarget), path)
-        }
+        NodeType::Symlink => std::os::unix::fs::symlink(OsStr::from_bytes(&node.linktarget), path),
         NodeType::Fifo => nix::unistd::mkfifo(path, perm).map_err(io::Error::from),
         NodeType::Dev => nix::sys::stat::mknod(path, SFlag::S_IFBLK, perm, node.device as _)
             .map_err(io::Error::from),
@@ -362,7 +357,7 @@ pub(crate) fn finish(
                 MetaTarget::Path { symlink: false },
                 &d.path,
                 &d.node,
-                true,
+                !d.fresh,
                 ctx,
                 rep,
                 &d.location,

@@ -27,6 +27,8 @@ pub(crate) struct DirJob {
     pub location: Vec<u8>,
     /// The directory's node.
     pub node: Node,
+    /// Created by this restore (so it has no stale extended attributes).
+    pub fresh: bool,
 }
 
 /// How a non-regular node is created.
@@ -105,7 +107,10 @@ pub(crate) fn build(
         Ok(_) => {
             return Err(EngineError::io(
                 target,
-                io::Error::new(io::ErrorKind::AlreadyExists, "target exists and is not a directory"),
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "target exists and is not a directory",
+                ),
             ));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => true,
@@ -268,8 +273,7 @@ impl Walker<'_> {
                 }
             }
         }
-        if (selected || child_restored)
-            && matches!(self.frames[idx].state, DirState::Ready { .. })
+        if (selected || child_restored) && matches!(self.frames[idx].state, DirState::Ready { .. })
         {
             if let Some(names) = names.as_ref() {
                 self.delete_unexpected(idx, names);
@@ -277,6 +281,7 @@ impl Walker<'_> {
             let frame = self.frames.pop();
             if let Some(frame) = frame {
                 self.plan.dirs.push(DirJob {
+                    fresh: frame.state == (DirState::Ready { fresh: true }),
                     path: frame.path,
                     location: frame.location,
                     node,
@@ -369,7 +374,9 @@ impl Walker<'_> {
         let p = self.rep.progress();
         p.total_files.fetch_add(1, Ordering::Relaxed);
         p.total_bytes.fetch_add(node.size, Ordering::Relaxed);
-        self.plan.files.push(FileJob::new(path, loc, node, existing));
+        self.plan
+            .files
+            .push(FileJob::new(path, loc, node, existing));
     }
 
     fn add_node(&mut self, node: Node, path: PathBuf, loc: Vec<u8>, fresh: bool, kind: NodeKind) {
@@ -409,8 +416,10 @@ impl Walker<'_> {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => {
-                self.rep
-                    .error(format!("{}: cannot list for --delete: {e}", show(&frame.location)));
+                self.rep.error(format!(
+                    "{}: cannot list for --delete: {e}",
+                    show(&frame.location)
+                ));
                 return;
             }
         };
@@ -419,8 +428,10 @@ impl Walker<'_> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    self.rep
-                        .error(format!("{}: cannot list for --delete: {e}", show(&frame.location)));
+                    self.rep.error(format!(
+                        "{}: cannot list for --delete: {e}",
+                        show(&frame.location)
+                    ));
                     break;
                 }
             };
@@ -442,7 +453,8 @@ impl Walker<'_> {
             if !self.opts.dry_run
                 && let Err(e) = remove_any(&path)
             {
-                self.rep.error(format!("{}: cannot delete: {e}", show(&loc)));
+                self.rep
+                    .error(format!("{}: cannot delete: {e}", show(&loc)));
                 continue;
             }
             removed += 1;

@@ -35,11 +35,18 @@ pub(super) fn new_repo() -> (tempfile::TempDir, Repository) {
 }
 
 pub(super) fn t(ns: i64) -> GoTime {
-    GoTime::from_unix_with_offset(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32, 3600)
+    GoTime::from_unix_with_offset(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+        3600,
+    )
 }
 
 fn ids() -> (u32, u32) {
-    (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
 }
 
 pub(super) fn base(name: &[u8], ty: NodeType, mode: u32) -> Node {
@@ -68,7 +75,9 @@ pub(super) fn file(repo: &Repository, name: &[u8], chunks: &[&[u8]]) -> Node {
 pub(super) fn tree(repo: &Repository, mut nodes: Vec<Node>) -> Id {
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let t = Tree { nodes };
-    repo.save_blob(BlobType::Tree, &t.encode().unwrap()).unwrap().0
+    repo.save_blob(BlobType::Tree, &t.encode().unwrap())
+        .unwrap()
+        .0
 }
 
 pub(super) fn dir(repo: &Repository, name: &[u8], children: Vec<Node>) -> Node {
@@ -112,7 +121,9 @@ fn mode(p: &Path) -> u32 {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
+        .collect()
 }
 
 #[test]
@@ -139,7 +150,9 @@ fn contents_modes_and_times() {
     let empty_dir = dir(&repo, b"empty-dir", vec![]);
     let root = tree(
         &repo,
-        vec![multi, shared, empty, setuid, setgid_dir, sticky, deep, empty_dir],
+        vec![
+            multi, shared, empty, setuid, setgid_dir, sticky, deep, empty_dir,
+        ],
     );
     repo.flush().unwrap();
 
@@ -209,7 +222,10 @@ fn symlinks_fifos_and_raw_names() {
     assert_eq!(fm.permissions().mode() & 0o7777, 0o640);
     assert_eq!(mtime_ns(&p(b"fifo")), i128::from(T_FILE + 5));
     assert_eq!(std::fs::read(p(b"caf\xe9.txt")).unwrap(), b"latin1");
-    assert_eq!(std::fs::read(p(b"quote\"and\\back\tslash")).unwrap(), b"odd");
+    assert_eq!(
+        std::fs::read(p(b"quote\"and\\back\tslash")).unwrap(),
+        b"odd"
+    );
     assert_eq!(std::fs::read(p(b"sub\xe9/file")).unwrap(), b"inner");
 }
 
@@ -240,7 +256,10 @@ fn hardlinks_are_linked_not_copied() {
     assert_eq!(ino("hl-a"), ino("d/hl-c"));
     assert_ne!(ino("hl-a"), ino("other"));
     assert_eq!(std::fs::metadata(target.join("hl-a")).unwrap().nlink(), 3);
-    assert_eq!(std::fs::read(target.join("d/hl-c")).unwrap(), b"same content");
+    assert_eq!(
+        std::fs::read(target.join("d/hl-c")).unwrap(),
+        b"same content"
+    );
     // Content was written once per inode.
     assert_eq!(res.bytes_written, 2 * 12);
 }
@@ -248,7 +267,11 @@ fn hardlinks_are_linked_not_copied() {
 #[test]
 fn devices_need_root() {
     let (tmp, repo) = new_repo();
-    let mut chr = base(b"chardev-null", NodeType::CharDev, (1 << 26) | (1 << 21) | 0o600);
+    let mut chr = base(
+        b"chardev-null",
+        NodeType::CharDev,
+        (1 << 26) | (1 << 21) | 0o600,
+    );
     chr.device = 259;
     let root = tree(&repo, vec![chr]);
     repo.flush().unwrap();
@@ -326,7 +349,11 @@ fn extended_attributes() {
     xattr::set(target.join("with-xattr.txt"), "user.stale", b"x").unwrap();
     let res = run(&repo, root, &opts(&target));
     assert_eq!(res.errors, 0, "{:?}", res.warnings);
-    assert!(xattr::get(target.join("with-xattr.txt"), "user.stale").unwrap().is_none());
+    assert!(
+        xattr::get(target.join("with-xattr.txt"), "user.stale")
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -338,7 +365,11 @@ fn sparse_files_leave_holes() {
     let mut mixed = pattern(5000, 4);
     mixed.extend_from_slice(&[0u8; 3 * 4096]);
     mixed.extend_from_slice(&pattern(100, 5));
-    let f = file(&repo, b"sparse.bin", &[&zeros, &data, &zeros, &mixed, &zeros]);
+    let f = file(
+        &repo,
+        b"sparse.bin",
+        &[&zeros, &data, &zeros, &mixed, &zeros],
+    );
     let root = tree(&repo, vec![f]);
     repo.flush().unwrap();
     let mut want = zeros.clone();
@@ -361,8 +392,16 @@ fn sparse_files_leave_holes() {
     }
     let blocks = |p: &Path| std::fs::metadata(p.join("sparse.bin")).unwrap().blocks() * 512;
     let size = want.len() as u64;
-    assert!(blocks(&sparse) < size / 4, "sparse: {} of {size}", blocks(&sparse));
-    assert!(blocks(&dense) >= size - 4096, "dense: {} of {size}", blocks(&dense));
+    assert!(
+        blocks(&sparse) < size / 4,
+        "sparse: {} of {size}",
+        blocks(&sparse)
+    );
+    assert!(
+        blocks(&dense) >= size - 4096,
+        "dense: {} of {size}",
+        blocks(&dense)
+    );
 }
 
 #[test]
@@ -378,6 +417,36 @@ fn nonzero_runs_align_to_blocks() {
     d[0] = 1;
     d[8192] = 1;
     assert_eq!(nonzero_runs(&d, 0), vec![(0, 3 * 4096)]);
+}
+
+#[test]
+fn reads_are_coalesced_and_split() {
+    use super::fetch::plan_reads;
+    let mib = 1u64 << 20;
+    // Adjacent and close blobs share a read; a gap over 1 MiB starts a new one.
+    let ext = [
+        (0, 100),
+        (100, 300),
+        (400, 500),
+        (500 + mib + 1, 600 + mib + 1),
+    ];
+    assert_eq!(
+        plan_reads(&ext),
+        vec![(0..3, 0, 500), (3..4, 500 + mib + 1, 600 + mib + 1)]
+    );
+    // A gap of exactly 1 MiB is still read through.
+    assert_eq!(plan_reads(&[(0, 10), (10 + mib, 20 + mib)]).len(), 1);
+    // Reads stay below 16 MiB; an oversized blob gets its own read.
+    let ext: Vec<(u64, u64)> = (0..40).map(|i| (i * mib, (i + 1) * mib)).collect();
+    let reads = plan_reads(&ext);
+    assert_eq!(reads.len(), 3);
+    assert!(reads.iter().all(|(_, s, e)| e - s <= 16 * mib));
+    assert_eq!(reads.iter().map(|(r, _, _)| r.len()).sum::<usize>(), 40);
+    assert_eq!(
+        plan_reads(&[(5, 5 + 20 * mib)]),
+        vec![(0..1, 5, 5 + 20 * mib)]
+    );
+    assert!(plan_reads(&[]).is_empty());
 }
 
 fn filter_tree(repo: &Repository) -> Id {
@@ -398,7 +467,12 @@ fn listing(root: &Path) -> Vec<String> {
     fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(p).unwrap() {
             let e = e.unwrap();
-            let rel = e.path().strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let rel = e
+                .path()
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             out.push(rel);
             if e.file_type().unwrap().is_dir() {
                 walk(base, &e.path(), out);

@@ -9,9 +9,16 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 fn set_mtime(p: &Path, ns: i64) {
-    let ts = nix::sys::time::TimeSpec::new(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
-    nix::sys::stat::utimensat(None, p, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-        .unwrap();
+    let ts =
+        nix::sys::time::TimeSpec::new(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    nix::sys::stat::utimensat(
+        None,
+        p,
+        &ts,
+        &ts,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -57,8 +64,14 @@ fn overwrite_policies() {
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
     set_mtime(&f, T_FILE + 1);
     let res = with(Overwrite::Always);
-    assert_eq!((res.files_restored, res.files_skipped, res.bytes_written), (0, 1, 0));
-    assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(
+        (res.files_restored, res.files_skipped, res.bytes_written),
+        (0, 1, 0)
+    );
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
     assert_eq!(mtime_ns(&f), i128::from(T_FILE));
 
     // Longer file: truncated; read-only file: still restored.
@@ -67,7 +80,10 @@ fn overwrite_policies() {
     let res = with(Overwrite::Always);
     assert_eq!(res.errors, 0, "{:?}", res.warnings);
     assert_eq!(std::fs::read(&f).unwrap(), b"snapshot content v1");
-    assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
 
     assert!("if-changed".parse::<Overwrite>().unwrap() == Overwrite::IfChanged);
     assert!("sometimes".parse::<Overwrite>().is_err());
@@ -127,13 +143,21 @@ fn things_in_the_way_are_replaced_safely() {
     let res = run(&repo, root, &opts(&target));
     assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
     assert_eq!(std::fs::read(target.join("f")).unwrap(), b"snapshot");
-    assert!(std::fs::symlink_metadata(target.join("f")).unwrap().is_file());
+    assert!(
+        std::fs::symlink_metadata(target.join("f"))
+            .unwrap()
+            .is_file()
+    );
     assert_eq!(std::fs::read(&other).unwrap(), b"old g content");
     assert_eq!(std::fs::read(target.join("g")).unwrap(), b"snapshot g");
     assert!(target.join("d").is_dir());
     // Without --delete a non-empty directory is not removed: an error for that file only.
     assert_eq!(res.errors, 1, "{:?}", res.warnings);
-    assert!(res.warnings.iter().any(|w| w.contains("/h")), "{:?}", res.warnings);
+    assert!(
+        res.warnings.iter().any(|w| w.contains("/h")),
+        "{:?}",
+        res.warnings
+    );
     let mut o = opts(&target);
     o.delete = true;
     let res = run(&repo, root, &o);
@@ -232,8 +256,14 @@ fn verify_detects_modified_files() {
     let (n, errors) = check::verify_restored(&repo, &plan, 2, &progress);
     assert_eq!(n, 3);
     assert_eq!(errors.len(), 2, "{errors:?}");
-    assert!(errors[0].contains("/b") && errors[0].contains("offset 9"), "{errors:?}");
-    assert!(errors[1].contains("/c") && errors[1].contains("size"), "{errors:?}");
+    assert!(
+        errors[0].contains("/b") && errors[0].contains("offset 9"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("/c") && errors[1].contains("size"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -255,7 +285,10 @@ fn missing_blob_fails_only_that_file() {
     assert_eq!(res.errors, 1);
     assert_eq!(*seen.lock(), res.warnings);
     let w = &res.warnings[0];
-    assert!(w.contains("bad.bin") && w.contains(&missing.to_hex()), "{w}");
+    assert!(
+        w.contains("bad.bin") && w.contains(&missing.to_hex()),
+        "{w}"
+    );
     assert_eq!(std::fs::read(target.join("good.txt")).unwrap(), b"fine");
     assert_eq!(progress.snapshot().errors, 1);
 }
@@ -286,7 +319,10 @@ fn corrupt_blob_is_reported_with_file_and_blob() {
     assert_eq!(res.errors, 1, "{:?}", res.warnings);
     assert!(res.warnings[0].contains("victim.txt"), "{:?}", res.warnings);
     assert!(res.warnings[0].contains(&id.to_hex()), "{:?}", res.warnings);
-    assert_eq!(std::fs::read(target.join("fine.txt")).unwrap(), b"this one stays readable");
+    assert_eq!(
+        std::fs::read(target.join("fine.txt")).unwrap(),
+        b"this one stays readable"
+    );
 }
 
 #[test]
@@ -304,7 +340,16 @@ fn bad_targets_are_errors() {
     o.verify = true;
     assert!(restore(&repo, root, &o, &p, &|_| {}).is_err());
     // A root tree that does not exist.
-    assert!(restore(&repo, Id::hash(b"no tree"), &opts(&tmp.path().join("y")), &p, &|_| {}).is_err());
+    assert!(
+        restore(
+            &repo,
+            Id::hash(b"no tree"),
+            &opts(&tmp.path().join("y")),
+            &p,
+            &|_| {}
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -355,8 +400,15 @@ fn many_files_across_many_packs() {
     // Only a few blobs from packs, far apart: separate range reads.
     let sparse_sel = tmp.path().join("some");
     let mut o = opts(&sparse_sel);
-    o.includes = vec!["/d00/f00000".into(), "/d19/f01199".into(), "/d10/f0063?".into()];
+    o.includes = vec![
+        "/d00/f00000".into(),
+        "/d19/f01199".into(),
+        "/d10/f0063?".into(),
+    ];
     let res = run(&repo, root, &o);
     assert_eq!(res.files_restored, 12);
-    assert_eq!(std::fs::read(sparse_sel.join("d19/f01199")).unwrap(), content(1199));
+    assert_eq!(
+        std::fs::read(sparse_sel.join("d19/f01199")).unwrap(),
+        content(1199)
+    );
 }

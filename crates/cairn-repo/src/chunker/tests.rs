@@ -263,6 +263,22 @@ fn small_and_empty_inputs() {
     assert_eq!(c.pending(), 0);
 }
 
+/// Polynomials restic would reject must still not panic or loop (garbage cut points are
+/// acceptable; the config layer validates the polynomial).
+#[test]
+fn odd_polynomials_do_not_panic() {
+    let data = build(&[(0, MIN_SIZE * 3), (1, 1000)], 3);
+    for p in [0u64, 1, 2, 0x1ff, 0x20000000000001, u64::MAX, 1 << 63] {
+        let t = ChunkerTables::new(Pol(p));
+        let lengths = chunk_lengths(&t, &data);
+        assert_eq!(lengths.iter().sum::<usize>(), data.len(), "{p:#x}");
+        assert_eq!(
+            chunk_split(&t, &data, &[100, SKIP + 3, MIN_SIZE * 2]),
+            lengths
+        );
+    }
+}
+
 /// A chunk of exactly MAX bytes followed by a cut at the MAX boundary, fed in pieces that
 /// end exactly at the boundary and one byte after.
 #[test]

@@ -3,6 +3,7 @@
 mod backup;
 mod cat;
 mod init;
+mod query;
 mod snapshots;
 
 use crate::cli::{Cli, Command, GlobalOpts, SnapshotFilterArgs};
@@ -40,9 +41,11 @@ pub fn run(cli: &Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Ls(_) | Command::Restore(_) | Command::Find(_) | Command::Diff(_) | Command::Dump(_) => {
-            Err(anyhow!("not implemented yet"))
-        }
+        Command::Ls(a) => query::ls(g, a),
+        Command::Find(a) => query::find(g, a),
+        Command::Diff(a) => query::diff_cmd(g, a),
+        Command::Dump(a) => query::dump_cmd(g, a),
+        Command::Restore(_) => Err(anyhow!("not implemented yet")),
     }
 }
 
