@@ -142,7 +142,8 @@ impl Backend for LocalBackend {
         let p = self.path_of(t, name);
         let mut f = File::open(&p).map_err(|e| io_err(&p, e))?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&p, e))?;
-        let len = usize::try_from(len).map_err(|_| BackendError::Other("range too large".into()))?;
+        let len =
+            usize::try_from(len).map_err(|_| BackendError::Other("range too large".into()))?;
         let mut buf = vec![0u8; len];
         f.read_exact(&mut buf).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -171,10 +172,7 @@ impl Backend for LocalBackend {
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         }
-        let tmp = dir.join(format!(
-            "{name}-cairn-temp-{:016x}",
-            rand::random::<u64>()
-        ));
+        let tmp = dir.join(format!("{name}-cairn-temp-{:016x}", rand::random::<u64>()));
         let result = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -223,10 +221,7 @@ mod tests {
         b.write(FileType::Pack, &name, b"hello world").unwrap();
         assert!(dir.path().join("repo/data/ab").join(&name).exists());
         assert_eq!(b.read(FileType::Pack, &name).unwrap(), b"hello world");
-        assert_eq!(
-            b.read_range(FileType::Pack, &name, 6, 5).unwrap(),
-            b"world"
-        );
+        assert_eq!(b.read_range(FileType::Pack, &name, 6, 5).unwrap(), b"world");
         assert!(b.read_range(FileType::Pack, &name, 6, 50).is_err());
         assert_eq!(b.stat(FileType::Pack, &name).unwrap(), 11);
         // Temp files and other junk are not listed.
@@ -247,6 +242,11 @@ mod tests {
         // Missing repository: listing is empty, reading config is NotFound.
         let missing = LocalBackend::new(dir.path().join("nope"));
         assert!(missing.list(FileType::Snapshot).unwrap().is_empty());
-        assert!(missing.read(FileType::Config, "config").unwrap_err().is_not_found());
+        assert!(
+            missing
+                .read(FileType::Config, "config")
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 }

@@ -151,7 +151,10 @@ fn read_xattrs(path: &Path, warnings: &mut Vec<String>) -> Vec<ExtendedAttribute
         Ok(n) => n,
         Err(e) if is_unsupported(&e) => return out,
         Err(e) => {
-            warnings.push(format!("{}: listing extended attributes: {e}", path.display()));
+            warnings.push(format!(
+                "{}: listing extended attributes: {e}",
+                path.display()
+            ));
             return out;
         }
     };

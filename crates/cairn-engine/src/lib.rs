@@ -10,6 +10,7 @@ pub mod diff;
 pub mod dump;
 pub mod find;
 pub mod ls;
+pub mod restore;
 pub mod select;
 
 pub use error::{EngineError, Result};

@@ -54,7 +54,9 @@ pub type Result<T, E = RepoError> = std::result::Result<T, E>;
 
 /// Error kind for lock conflicts (mapped to exit code 11 by the CLI).
 #[derive(Debug, thiserror::Error)]
-#[error("repository is already locked {how}by PID {pid} on {host} by {user} (since {time}); if it is stale, remove it with `cairn unlock`")]
+#[error(
+    "repository is already locked {how}by PID {pid} on {host} by {user} (since {time}); if it is stale, remove it with `cairn unlock`"
+)]
 pub struct LockConflict {
     /// "exclusively " or "".
     pub how: &'static str,
@@ -67,4 +69,3 @@ pub struct LockConflict {
     /// Lock time.
     pub time: String,
 }
-

@@ -33,7 +33,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 _ => {}
             }
         }
-        if let Some(cairn_engine::EngineError::Repo(r)) = cause.downcast_ref::<cairn_engine::EngineError>() {
+        if let Some(cairn_engine::EngineError::Repo(r)) =
+            cause.downcast_ref::<cairn_engine::EngineError>()
+        {
             match r {
                 RepoError::NoRepository(_) => return 10,
                 RepoError::Locked(_) => return 11,

@@ -82,7 +82,9 @@ pub fn backend_for(loc: &str) -> Result<Arc<dyn Backend>> {
     if let Some(p) = loc.strip_prefix("local:") {
         return Ok(Arc::new(LocalBackend::new(p)));
     }
-    for scheme in ["sftp:", "s3:", "rest:", "rclone:", "b2:", "azure:", "gs:", "swift:"] {
+    for scheme in [
+        "sftp:", "s3:", "rest:", "rclone:", "b2:", "azure:", "gs:", "swift:",
+    ] {
         if loc.starts_with(scheme) {
             bail!(
                 "repository {loc:?}: the {} backend is not available yet; use a local path",
@@ -112,17 +114,20 @@ pub fn password(g: &GlobalOpts, loc: &RepoLocation, confirm: bool) -> Result<Vec
             .with_context(|| format!("reading password file {}", f.display()))?;
         return Ok(trim_password(&s));
     }
-    let cmd = g.password_command.clone().or_else(|| env("PASSWORD_COMMAND"));
+    let cmd = g
+        .password_command
+        .clone()
+        .or_else(|| env("PASSWORD_COMMAND"));
     if let Some(cmd) = cmd {
         return run_password_command(&cmd);
     }
     if let Some(p) = env("PASSWORD") {
         return Ok(p.into_bytes());
     }
-    if let RepoLocation::Default(d) = loc {
-        if let Ok(s) = std::fs::read_to_string(&d.password_file) {
-            return Ok(trim_password(&s));
-        }
+    if let RepoLocation::Default(d) = loc
+        && let Ok(s) = std::fs::read_to_string(&d.password_file)
+    {
+        return Ok(trim_password(&s));
     }
     if std::io::stdin().is_terminal() {
         let p = prompt("enter password for repository: ")?;
@@ -181,13 +186,16 @@ fn prompt(msg: &str) -> Result<Vec<u8>> {
 pub fn write_options(g: &GlobalOpts) -> Result<WriteOptions> {
     let mut o = WriteOptions::default();
     if let Some(c) = g.compression.clone().or_else(|| env("COMPRESSION")) {
-        o.compression = c
-            .parse::<CompressionMode>()
-            .map_err(|_| anyhow!("invalid compression mode {c:?}: use auto, off, max, fastest or better"))?;
+        o.compression = c.parse::<CompressionMode>().map_err(|_| {
+            anyhow!("invalid compression mode {c:?}: use auto, off, max, fastest or better")
+        })?;
     }
     let ps = match (g.pack_size, env("PACK_SIZE")) {
         (Some(p), _) => Some(p),
-        (None, Some(s)) => Some(s.parse().map_err(|_| anyhow!("invalid RESTIC_PACK_SIZE {s:?}"))?),
+        (None, Some(s)) => Some(
+            s.parse()
+                .map_err(|_| anyhow!("invalid RESTIC_PACK_SIZE {s:?}"))?,
+        ),
         _ => None,
     };
     if let Some(mib) = ps {
@@ -196,7 +204,10 @@ pub fn write_options(g: &GlobalOpts) -> Result<WriteOptions> {
         }
         o.pack_size = mib as usize * 1024 * 1024;
     }
-    if let Some(n) = std::env::var("CAIRN_INDEX_FLUSH_PACKS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("CAIRN_INDEX_FLUSH_PACKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         o.index_flush_packs = std::cmp::max(1, n);
     }
     Ok(o)
@@ -219,10 +230,10 @@ pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
         }
     };
     let backend = backend_for(&path)?;
-    if let Err(e) = backend.stat(cairn_repo::backend::FileType::Config, "config") {
-        if e.is_not_found() {
-            return Err(cairn_repo::RepoError::NoRepository(path).into());
-        }
+    if let Err(e) = backend.stat(cairn_repo::backend::FileType::Config, "config")
+        && e.is_not_found()
+    {
+        return Err(cairn_repo::RepoError::NoRepository(path).into());
     }
     let pw = password(g, &loc, false)?;
     let repo = Repository::open(backend, &pw, write_options(g)?)?;
@@ -233,10 +244,10 @@ pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
 /// repository is configured and it does not exist yet.
 pub fn open_or_create_default(g: &GlobalOpts, quiet: bool) -> Result<Arc<Repository>> {
     let loc = location(g)?;
-    if let RepoLocation::Default(d) = &loc {
-        if !d.repo.join("config").exists() {
-            create_default(g, d, quiet)?;
-        }
+    if let RepoLocation::Default(d) = &loc
+        && !d.repo.join("config").exists()
+    {
+        create_default(g, d, quiet)?;
     }
     open(g)
 }
@@ -247,7 +258,10 @@ fn create_default(g: &GlobalOpts, d: &DefaultRepo, quiet: bool) -> Result<()> {
     let pw = if d.password_file.exists() {
         trim_password(&std::fs::read_to_string(&d.password_file)?)
     } else {
-        let dir = d.password_file.parent().unwrap_or(std::path::Path::new("."));
+        let dir = d
+            .password_file
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let pw = hex::encode(rand::random::<[u8; 32]>());
         let mut f = std::fs::OpenOptions::new()
@@ -261,11 +275,12 @@ fn create_default(g: &GlobalOpts, d: &DefaultRepo, quiet: bool) -> Result<()> {
         f.sync_all()?;
         pw.into_bytes()
     };
-    let pw = if g.password_file.is_some() || g.password_command.is_some() || env("PASSWORD").is_some() {
-        password(g, &RepoLocation::Default(d.clone()), false)?
-    } else {
-        pw
-    };
+    let pw =
+        if g.password_file.is_some() || g.password_command.is_some() || env("PASSWORD").is_some() {
+            password(g, &RepoLocation::Default(d.clone()), false)?
+        } else {
+            pw
+        };
     std::fs::create_dir_all(&d.repo).with_context(|| format!("creating {}", d.repo.display()))?;
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&d.repo));
     Repository::init(backend, &pw, Default::default())?;

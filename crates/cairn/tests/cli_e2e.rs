@@ -54,7 +54,10 @@ fn default_repository_is_created_once_with_a_private_password() {
     assert!(err.contains("keep a copy"), "{err}");
     let pw = d.join("config/cairn/default-repo.password");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(d.join("data/cairn/repo/config").exists());
     // Second run: no announcement, same repository.
     let out = ok(run(&["backup"]).arg(&src));
@@ -65,7 +68,11 @@ fn default_repository_is_created_once_with_a_private_password() {
     // The real password unlocks it with any restic-compatible tool.
     let pwtext = std::fs::read_to_string(&pw).unwrap();
     let repo = d.join("data/cairn/repo");
-    ok(cairn().env("RESTIC_PASSWORD", pwtext.trim()).arg("-r").arg(&repo).arg("snapshots"));
+    ok(cairn()
+        .env("RESTIC_PASSWORD", pwtext.trim())
+        .arg("-r")
+        .arg(&repo)
+        .arg("snapshots"));
 }
 
 #[test]
@@ -80,17 +87,40 @@ fn exit_codes_follow_restic() {
     let out = expect_code(cairn().arg("-r").arg(&repo).arg("init"), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     // Wrong password: 12.
-    expect_code(cairn().env("RESTIC_PASSWORD", "wrong").arg("-r").arg(&repo).arg("snapshots"), 12);
+    expect_code(
+        cairn()
+            .env("RESTIC_PASSWORD", "wrong")
+            .arg("-r")
+            .arg(&repo)
+            .arg("snapshots"),
+        12,
+    );
     // A source that does not exist next to one that does: partial backup, 3.
     small_tree(&d.join("src"));
     let out = expect_code(
-        cairn().arg("-r").arg(&repo).arg("backup").arg(d.join("src")).arg(d.join("missing")),
+        cairn()
+            .arg("-r")
+            .arg(&repo)
+            .arg("backup")
+            .arg(d.join("src"))
+            .arg(d.join("missing")),
         3,
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
-    assert_eq!(snapshots(&repo).len(), 1, "the partial backup still saves a snapshot");
+    assert_eq!(
+        snapshots(&repo).len(),
+        1,
+        "the partial backup still saves a snapshot"
+    );
     // Nothing that exists: fatal, 1.
-    expect_code(cairn().arg("-r").arg(&repo).arg("backup").arg(d.join("missing")), 1);
+    expect_code(
+        cairn()
+            .arg("-r")
+            .arg(&repo)
+            .arg("backup")
+            .arg(d.join("missing")),
+        1,
+    );
 }
 
 #[test]
@@ -107,15 +137,37 @@ fn exclusive_lock_blocks_backup_with_code_11() {
         Default::default(),
     )
     .unwrap();
-    r.save_unpacked(FileType::Lock, &LockInfo::new(true).to_json()).unwrap();
+    r.save_unpacked(FileType::Lock, &LockInfo::new(true).to_json())
+        .unwrap();
     small_tree(&dir.path().join("src"));
-    let out = expect_code(cairn().arg("-r").arg(&repo).arg("backup").arg(dir.path().join("src")), 11);
+    let out = expect_code(
+        cairn()
+            .arg("-r")
+            .arg(&repo)
+            .arg("backup")
+            .arg(dir.path().join("src")),
+        11,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("locked"));
     // unlock leaves a live lock alone; --remove-all removes it.
     ok(cairn().arg("-r").arg(&repo).arg("unlock"));
-    expect_code(cairn().arg("-r").arg(&repo).arg("backup").arg(dir.path().join("src")), 11);
-    ok(cairn().arg("-r").arg(&repo).args(["unlock", "--remove-all"]));
-    ok(cairn().arg("-r").arg(&repo).arg("backup").arg(dir.path().join("src")));
+    expect_code(
+        cairn()
+            .arg("-r")
+            .arg(&repo)
+            .arg("backup")
+            .arg(dir.path().join("src")),
+        11,
+    );
+    ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["unlock", "--remove-all"]));
+    ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .arg("backup")
+        .arg(dir.path().join("src")));
 }
 
 #[test]
@@ -134,14 +186,30 @@ fn backup_options_excludes_tags_dry_run_and_skip_unchanged() {
     std::fs::write(src.join("cache/big.bin"), b"cached").unwrap();
     ok(cairn().arg("-r").arg(&repo).arg("init"));
     // Dry run writes nothing.
-    let out = ok(cairn().arg("-r").arg(&repo).args(["--json", "backup", "--dry-run"]).arg(&src));
+    let out = ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["--json", "backup", "--dry-run"])
+        .arg(&src));
     assert_eq!(summary(&out.stdout)["dry_run"], true);
     assert!(snapshots(&repo).is_empty());
     assert_eq!(std::fs::read_dir(repo.join("index")).unwrap().count(), 0);
     let out = ok(cairn()
         .arg("-r")
         .arg(&repo)
-        .args(["--json", "backup", "--exclude", "*.tmp", "--exclude-caches", "--exclude-larger-than", "100k", "--tag", "a,b", "--host", "h1"])
+        .args([
+            "--json",
+            "backup",
+            "--exclude",
+            "*.tmp",
+            "--exclude-caches",
+            "--exclude-larger-than",
+            "100k",
+            "--tag",
+            "a,b",
+            "--host",
+            "h1",
+        ])
         .arg(&src));
     let s = summary(&out.stdout);
     // a.txt, sub/c.txt, cache/CACHEDIR.TAG (kept); b.tmp, big.bin and the 300 kB file excluded.
@@ -155,7 +223,18 @@ fn backup_options_excludes_tags_dry_run_and_skip_unchanged() {
     let out = ok(cairn()
         .arg("-r")
         .arg(&repo)
-        .args(["--json", "backup", "--skip-if-unchanged", "--exclude", "*.tmp", "--exclude-caches", "--exclude-larger-than", "100k", "--host", "h1"])
+        .args([
+            "--json",
+            "backup",
+            "--skip-if-unchanged",
+            "--exclude",
+            "*.tmp",
+            "--exclude-caches",
+            "--exclude-larger-than",
+            "100k",
+            "--host",
+            "h1",
+        ])
         .arg(&src));
     let s = summary(&out.stdout);
     assert_eq!(s["files_unmodified"], 3, "{s}");
@@ -168,21 +247,40 @@ fn stdin_backup_and_snapshot_listing() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    ok(cairn().arg("-r").arg(&repo).args(["init", "--repository-version", "1"]));
+    ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["init", "--repository-version", "1"]));
     let mut child = cairn()
         .arg("-r")
         .arg(&repo)
-        .args(["backup", "--stdin", "--stdin-filename", "dump.sql", "--tag", "db"])
+        .args([
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            "dump.sql",
+            "--tag",
+            "db",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&vec![b'x'; 1 << 20]).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&vec![b'x'; 1 << 20])
+        .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     let snaps = snapshots(&repo);
     assert_eq!(snaps[0]["paths"], serde_json::json!(["/dump.sql"]));
     // Grouped JSON output.
-    let out = ok(cairn().arg("-r").arg(&repo).args(["snapshots", "--json", "--group-by", "host,tags"]));
+    let out =
+        ok(cairn()
+            .arg("-r")
+            .arg(&repo)
+            .args(["snapshots", "--json", "--group-by", "host,tags"]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["group_key"]["tags"], serde_json::json!(["db"]));
     assert_eq!(v[0]["snapshots"].as_array().unwrap().len(), 1);
@@ -213,9 +311,20 @@ fn damaged_pack_is_an_error_naming_the_file_not_a_panic() {
             std::fs::write(f.path(), &data[..data.len() / 2]).unwrap();
         }
     }
-    let out = cairn().arg("-r").arg(&repo).args(["restore", "latest", "--target"]).arg(d.join("r")).output().unwrap();
+    let out = cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(d.join("r"))
+        .output()
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert_ne!(out.status.code(), Some(101), "panicked: {}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "panicked: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pack") || err.contains("blob"), "{err}");
 }

@@ -27,7 +27,11 @@ fn sigkill_during_backup_leaves_a_valid_repository() {
     let src = d.join("src");
     std::fs::create_dir(&src).unwrap();
     for i in 0..48u64 {
-        std::fs::write(src.join(format!("f{i:02}.bin")), pseudo_random(i + 1, 3 << 20)).unwrap();
+        std::fs::write(
+            src.join(format!("f{i:02}.bin")),
+            pseudo_random(i + 1, 3 << 20),
+        )
+        .unwrap();
     }
     let repo = d.join("repo");
     let cache = d.join("cache");
@@ -59,7 +63,11 @@ fn sigkill_during_backup_leaves_a_valid_repository() {
         ok(restic(&rb, &cache).arg("-r").arg(&repo).arg("check"));
     }
     // The next backup completes, and the data restores intact.
-    let out = ok(cairn().arg("-r").arg(&repo).args(["--json", "backup"]).arg(&src));
+    let out = ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["--json", "backup"])
+        .arg(&src));
     let text = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value =
         serde_json::from_str(text.lines().rev().find(|l| l.contains("summary")).unwrap()).unwrap();
@@ -68,9 +76,16 @@ fn sigkill_during_backup_leaves_a_valid_repository() {
         let total = 48u64 * (3 << 20);
         assert!(summary["data_added"].as_u64().unwrap() < total, "{summary}");
     }
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["check", "--read-data"]));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["check", "--read-data"]));
     let r = d.join("restore");
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["restore", "latest", "--target"]).arg(&r));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&r));
     for i in 0..48u64 {
         let got = std::fs::read(restored(&r, &src).join(format!("f{i:02}.bin"))).unwrap();
         assert!(got == pseudo_random(i + 1, 3 << 20), "f{i:02}.bin differs");

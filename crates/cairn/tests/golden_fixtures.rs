@@ -6,11 +6,19 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 fn extract(name: &str, into: &Path) -> PathBuf {
-    let archive = shared().join("fixtures").join(format!("restic-0.14.0-{name}.tar.gz"));
+    let archive = shared()
+        .join("fixtures")
+        .join(format!("restic-0.14.0-{name}.tar.gz"));
     assert!(archive.exists(), "missing fixture {}", archive.display());
-    ok(std::process::Command::new("tar").arg("xzf").arg(&archive).arg("-C").arg(into));
+    ok(std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(into));
     let repo = into.join(name);
-    ok(std::process::Command::new("chmod").args(["-R", "u+w"]).arg(&repo));
+    ok(std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&repo));
     repo
 }
 
@@ -23,9 +31,15 @@ fn fixture_cairn() -> std::process::Command {
 fn check_listing(name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let repo = extract(name, dir.path());
-    let expected = shared().join("fixtures/expected").join(name).join("restic-output");
+    let expected = shared()
+        .join("fixtures/expected")
+        .join(name)
+        .join("restic-output");
     // snapshots --json: the same documents restic printed.
-    let out = ok(fixture_cairn().arg("-r").arg(&repo).args(["snapshots", "--json"]));
+    let out = ok(fixture_cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["snapshots", "--json"]));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let want: serde_json::Value =
         serde_json::from_slice(&std::fs::read(expected.join("snapshots.json")).unwrap()).unwrap();
@@ -64,7 +78,10 @@ fn check_restore(name: &str) {
         .arg(shared().join("fixtures/make-source-tree.py"))
         .arg("--modify")
         .arg(&second));
-    let snaps = ok(fixture_cairn().arg("-r").arg(&repo).args(["snapshots", "--json"]));
+    let snaps = ok(fixture_cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["snapshots", "--json"]));
     let snaps: Vec<serde_json::Value> = serde_json::from_slice(&snaps.stdout).unwrap();
     for (snap, src) in snaps.iter().zip([&first, &second]) {
         let id = snap["id"].as_str().unwrap();
@@ -72,7 +89,11 @@ fn check_restore(name: &str) {
         ok(fixture_cairn()
             .arg("-r")
             .arg(&repo)
-            .args(["restore", &format!("{id}:/tmp/restic-fixture-src"), "--target"])
+            .args([
+                "restore",
+                &format!("{id}:/tmp/restic-fixture-src"),
+                "--target",
+            ])
             .arg(&target));
         assert_same_tree(src, &target);
     }

@@ -20,19 +20,39 @@ fn cairn_writes_restic_reads(version: &str) {
     make_source_tree(&src);
     let repo = d.join("repo");
     let cache = d.join("cache");
-    ok(cairn().args(["init", "--repository-version", version, "-r"]).arg(&repo));
-    ok(cairn().arg("-r").arg(&repo).args(["backup", "--tag", "t1"]).arg(&src));
+    ok(cairn()
+        .args(["init", "--repository-version", version, "-r"])
+        .arg(&repo));
+    ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["backup", "--tag", "t1"])
+        .arg(&src));
     // restic verifies every byte and restores the tree with all metadata.
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["check", "--read-data"]));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["check", "--read-data"]));
     let r1 = d.join("restic-restore");
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["restore", "latest", "--target"]).arg(&r1));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&r1));
     assert_same_tree(&src, &restored(&r1, &src));
     // And Cairn restores its own backup identically.
     let r2 = d.join("cairn-restore");
-    ok(cairn().arg("-r").arg(&repo).args(["restore", "latest", "--target"]).arg(&r2));
+    ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&r2));
     assert_same_tree(&src, &restored(&r2, &src));
     // restic lists the snapshot Cairn wrote, with its tag.
-    let out = ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["snapshots", "--json"]));
+    let out = ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["snapshots", "--json"]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["tags"][0], "t1");
     assert_eq!(v[0]["paths"][0], src.to_str().unwrap());
@@ -55,32 +75,62 @@ fn restic_writes_cairn_reads(version: &str) {
     make_source_tree(&src);
     let repo = d.join("repo");
     let cache = d.join("cache");
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["init", "--repository-version", version]));
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).arg("backup").arg(&src));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["init", "--repository-version", version]));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .arg("backup")
+        .arg(&src));
     let r1 = d.join("restic-restore");
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["restore", "latest", "--target"]).arg(&r1));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&r1));
     let r2 = d.join("cairn-restore");
-    ok(cairn().arg("-r").arg(&repo).args(["restore", "latest", "--target"]).arg(&r2));
+    ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&r2));
     assert_same_tree(&r1, &r2);
     assert_same_tree(&src, &restored(&r2, &src));
 
     // Cairn backs up into the restic repository using restic's snapshot as parent: nothing
     // changed, so no file is read and no data blob is added (same chunker, same blob ids).
-    let out = ok(cairn().arg("-r").arg(&repo).args(["--json", "backup"]).arg(&src));
+    let out = ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["--json", "backup"])
+        .arg(&src));
     let summary = last_json_line(&out.stdout);
     assert_eq!(summary["message_type"], "summary");
     assert_eq!(summary["files_new"], 0, "{summary}");
     assert_eq!(summary["files_changed"], 0, "{summary}");
     assert_eq!(summary["data_blobs"], 0, "{summary}");
     // restic accepts the mixed repository and can back up on top of Cairn's snapshot.
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["check", "--read-data"]));
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).arg("backup").arg(&src));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["check", "--read-data"]));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .arg("backup")
+        .arg(&src));
     ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["check"]));
 }
 
 fn last_json_line(stdout: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(stdout);
-    let line = text.lines().rev().find(|l| l.starts_with('{')).expect("a JSON line");
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
     serde_json::from_str(line).unwrap()
 }
 
@@ -114,16 +164,34 @@ fn large_file_chunks_dedup_across_tools() {
     let repo = d.join("repo");
     let cache = d.join("cache");
     ok(restic(&rb, &cache).arg("-r").arg(&repo).arg("init"));
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).arg("backup").arg(&src));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .arg("backup")
+        .arg(&src));
     // A copy under another name: Cairn must find every chunk already stored.
     std::fs::write(src.join("copy.bin"), &data).unwrap();
-    let out = ok(cairn().arg("-r").arg(&repo).args(["--json", "backup"]).arg(&src));
+    let out = ok(cairn()
+        .arg("-r")
+        .arg(&repo)
+        .args(["--json", "backup"])
+        .arg(&src));
     let s = last_json_line(&out.stdout);
     assert_eq!(s["data_blobs"], 0, "{s}");
     assert_eq!(s["files_new"], 1, "{s}");
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["check", "--read-data"]));
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["check", "--read-data"]));
     let r = d.join("r");
-    ok(restic(&rb, &cache).arg("-r").arg(&repo).args(["restore", "latest", "--target"]).arg(&r));
-    assert_eq!(std::fs::read(restored(&r, &src).join("copy.bin")).unwrap(), data);
+    ok(restic(&rb, &cache)
+        .arg("-r")
+        .arg(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&r));
+    assert_eq!(
+        std::fs::read(restored(&r, &src).join("copy.bin")).unwrap(),
+        data
+    );
     assert!(Path::new(&restored(&r, &src).join("big.bin")).exists());
 }

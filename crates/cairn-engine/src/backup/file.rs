@@ -44,7 +44,11 @@ impl From<io::Error> for SaveError {
 }
 
 /// Read a file and store its chunks; returns the content ids and the number of bytes read.
-pub(crate) fn save_file(ctx: &Ctx<'_>, path: &Path, size_hint: u64) -> Result<(Vec<Id>, u64), SaveError> {
+pub(crate) fn save_file(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    size_hint: u64,
+) -> Result<(Vec<Id>, u64), SaveError> {
     let mut f = open_for_read(path)?;
     if size_hint < MIN_SIZE as u64 {
         // Small file: one chunk (unless it grew past the minimum while we read it).

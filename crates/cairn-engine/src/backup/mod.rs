@@ -187,9 +187,14 @@ pub fn backup(
             .collect::<Result<_>>()?,
     };
     if paths.is_empty() {
-        return Err(EngineError::Invalid("nothing to back up: give at least one path".into()));
+        return Err(EngineError::Invalid(
+            "nothing to back up: give at least one path".into(),
+        ));
     }
-    let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let path_strings: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     if opts.stdin.is_none() && paths.iter().all(|p| p.symlink_metadata().is_err()) {
         return Err(EngineError::Invalid(format!(
             "none of the source paths exist: {}",
@@ -210,7 +215,9 @@ pub fn backup(
         None => None,
     };
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         opts.threads
     };
@@ -242,16 +249,31 @@ pub fn backup(
             s.spawn(|| scan(&paths, excluder, opts, progress));
             pool.install(|| match &target {
                 Target::Full => {
-                    let meta = Path::new("/").symlink_metadata().map_err(|e| EngineError::io("/", e))?;
+                    let meta = Path::new("/")
+                        .symlink_metadata()
+                        .map_err(|e| EngineError::io("/", e))?;
                     let psub = parent_snap.as_ref().map(|p| p.tree);
-                    let node = walk::save_entry(&ctx, Path::new("/"), "/".as_ref(), &meta, None, meta_dev(&meta), true)?;
-                    let id = node.and_then(|n| n.subtree).ok_or_else(|| EngineError::Invalid("cannot read /".into()))?;
+                    let node = walk::save_entry(
+                        &ctx,
+                        Path::new("/"),
+                        "/".as_ref(),
+                        &meta,
+                        None,
+                        meta_dev(&meta),
+                        true,
+                    )?;
+                    let id = node
+                        .and_then(|n| n.subtree)
+                        .ok_or_else(|| EngineError::Invalid("cannot read /".into()))?;
                     ctx.counters.dir(psub, id);
                     Ok(id)
                 }
-                Target::Partial(children) => {
-                    walk::save_partial(&ctx, Path::new("/"), children, parent_snap.as_ref().map(|p| p.tree))
-                }
+                Target::Partial(children) => walk::save_partial(
+                    &ctx,
+                    Path::new("/"),
+                    children,
+                    parent_snap.as_ref().map(|p| p.tree),
+                ),
             })
         })?
     };
@@ -270,10 +292,26 @@ pub fn backup(
         dirs_new: ld(&c.dirs_new),
         dirs_changed: ld(&c.dirs_changed),
         dirs_unmodified: ld(&c.dirs_unmodified),
-        data_blobs: if opts.dry_run { ld(&c.dry_data_blobs) } else { after.data_blobs - before.data_blobs },
-        tree_blobs: if opts.dry_run { ld(&c.dry_tree_blobs) } else { after.tree_blobs - before.tree_blobs },
-        data_added: if opts.dry_run { ld(&c.dry_bytes) } else { after.data_added - before.data_added },
-        data_added_packed: if opts.dry_run { 0 } else { after.data_added_packed - before.data_added_packed },
+        data_blobs: if opts.dry_run {
+            ld(&c.dry_data_blobs)
+        } else {
+            after.data_blobs - before.data_blobs
+        },
+        tree_blobs: if opts.dry_run {
+            ld(&c.dry_tree_blobs)
+        } else {
+            after.tree_blobs - before.tree_blobs
+        },
+        data_added: if opts.dry_run {
+            ld(&c.dry_bytes)
+        } else {
+            after.data_added - before.data_added
+        },
+        data_added_packed: if opts.dry_run {
+            0
+        } else {
+            after.data_added_packed - before.data_added_packed
+        },
         total_files_processed: ld(&c.files_new) + ld(&c.files_changed) + ld(&c.files_unmodified),
         total_bytes_processed: ld(&c.bytes_processed),
     };
@@ -347,19 +385,31 @@ fn save_stdin(ctx: &Ctx<'_>, filename: &str) -> Result<Id> {
         ..Node::default()
     };
     ctx.counters.files_new.fetch_add(1, Ordering::Relaxed);
-    ctx.counters.bytes_processed.fetch_add(size, Ordering::Relaxed);
+    ctx.counters
+        .bytes_processed
+        .fetch_add(size, Ordering::Relaxed);
     ctx.progress.file_done(0);
-    let bytes = Tree { nodes: vec![node] }.encode().map_err(EngineError::Repo)?;
+    let bytes = Tree { nodes: vec![node] }
+        .encode()
+        .map_err(EngineError::Repo)?;
     ctx.store(BlobType::Tree, &bytes)
 }
 
 /// Count files and bytes below the targets (for the progress ETA).
-fn scan(paths: &[PathBuf], excluder: Option<&Excluder>, opts: &BackupOptions, progress: &BackupProgress) {
+fn scan(
+    paths: &[PathBuf],
+    excluder: Option<&Excluder>,
+    opts: &BackupOptions,
+    progress: &BackupProgress,
+) {
     let mut stack: Vec<PathBuf> = paths.to_vec();
     let (mut files, mut bytes) = (0u64, 0u64);
     while let Some(p) = stack.pop() {
-        let Ok(meta) = p.symlink_metadata() else { continue };
-        if excluder.is_some_and(|e| e.is_excluded(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())))
+        let Ok(meta) = p.symlink_metadata() else {
+            continue;
+        };
+        if excluder
+            .is_some_and(|e| e.is_excluded(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())))
             && !paths.contains(&p)
         {
             continue;

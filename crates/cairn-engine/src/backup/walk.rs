@@ -45,7 +45,9 @@ impl Target {
                 match cur {
                     Target::Full => break,
                     Target::Partial(m) => {
-                        cur = m.entry(c).or_insert_with(|| Target::Partial(BTreeMap::new()));
+                        cur = m
+                            .entry(c)
+                            .or_insert_with(|| Target::Partial(BTreeMap::new()));
                     }
                 }
             }
@@ -92,17 +94,16 @@ impl Ctx<'_> {
 
     fn is_excluded(&self, path: &Path, meta: &std::fs::Metadata) -> bool {
         let bytes = path.as_os_str().as_bytes();
-        if let Some(ex) = self.excluder {
-            if ex.is_excluded(bytes) {
-                return true;
-            }
+        if self.excluder.is_some_and(|ex| ex.is_excluded(bytes)) {
+            return true;
         }
-        if meta.is_file() {
-            if let Some(limit) = self.opts.exclude_larger_than {
-                if meta.size() > limit {
-                    return true;
-                }
-            }
+        if meta.is_file()
+            && self
+                .opts
+                .exclude_larger_than
+                .is_some_and(|limit| meta.size() > limit)
+        {
+            return true;
         }
         false
     }
@@ -154,10 +155,25 @@ pub(crate) fn save_partial(
             };
             let pnode = find_node(&parent_tree, name);
             match sub {
-                Target::Full => save_entry(ctx, &child, OsStr::from_bytes(name), &meta, pnode, meta.dev(), true),
+                Target::Full => save_entry(
+                    ctx,
+                    &child,
+                    OsStr::from_bytes(name),
+                    &meta,
+                    pnode,
+                    meta.dev(),
+                    true,
+                ),
                 Target::Partial(grand) => {
                     let mut w = Vec::new();
-                    let Some(mut node) = node_from_metadata(&child, OsStr::from_bytes(name), &meta, &ctx.names, ctx.opts.with_atime, &mut w) else {
+                    let Some(mut node) = node_from_metadata(
+                        &child,
+                        OsStr::from_bytes(name),
+                        &meta,
+                        &ctx.names,
+                        ctx.opts.with_atime,
+                        &mut w,
+                    ) else {
                         return Ok(None);
                     };
                     for m in w {
@@ -193,7 +209,9 @@ pub(crate) fn save_entry(
         return Ok(None);
     }
     let mut w = Vec::new();
-    let Some(mut node) = node_from_metadata(path, name, meta, &ctx.names, ctx.opts.with_atime, &mut w) else {
+    let Some(mut node) =
+        node_from_metadata(path, name, meta, &ctx.names, ctx.opts.with_atime, &mut w)
+    else {
         return Ok(None); // sockets are not backed up
     };
     for m in w {
@@ -204,8 +222,12 @@ pub(crate) fn save_entry(
             let unchanged = pnode.filter(|p| file_unchanged(ctx, p, &node));
             if let Some(p) = unchanged {
                 node.content = p.content.clone();
-                ctx.counters.files_unmodified.fetch_add(1, Ordering::Relaxed);
-                ctx.counters.bytes_processed.fetch_add(node.size, Ordering::Relaxed);
+                ctx.counters
+                    .files_unmodified
+                    .fetch_add(1, Ordering::Relaxed);
+                ctx.counters
+                    .bytes_processed
+                    .fetch_add(node.size, Ordering::Relaxed);
                 ctx.progress.file_done(node.size);
                 return Ok(Some(node));
             }
@@ -218,7 +240,9 @@ pub(crate) fn save_entry(
                 Ok((ids, size)) => {
                     node.size = size;
                     node.content = Some(ids);
-                    ctx.counters.bytes_processed.fetch_add(size, Ordering::Relaxed);
+                    ctx.counters
+                        .bytes_processed
+                        .fetch_add(size, Ordering::Relaxed);
                     if pnode.is_some() {
                         ctx.counters.files_changed.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -235,7 +259,9 @@ pub(crate) fn save_entry(
         }
         NodeType::Dir => {
             node.content = None;
-            let psub = pnode.filter(|p| p.node_type == NodeType::Dir).and_then(|p| p.subtree);
+            let psub = pnode
+                .filter(|p| p.node_type == NodeType::Dir)
+                .and_then(|p| p.subtree);
             let id = if ctx.opts.one_file_system && meta.dev() != dev {
                 ctx.save_tree(Vec::new())?
             } else {
@@ -265,7 +291,9 @@ fn file_unchanged(ctx: &Ctx<'_>, p: &Node, n: &Node) -> bool {
         return false;
     }
     // Like restic, a file whose content blobs are not all indexed is read again.
-    let Some(content) = &p.content else { return false };
+    let Some(content) = &p.content else {
+        return false;
+    };
     let idx = ctx.repo.index();
     content.iter().all(|id| idx.contains(BlobType::Data, id))
 }
@@ -308,7 +336,15 @@ fn save_dir(ctx: &Ctx<'_>, path: &Path, parent: Option<Id>, dev: u64) -> Result<
                     return Ok(None);
                 }
             };
-            save_entry(ctx, &child, name, &meta, find_node(&parent_tree, name.as_bytes()), dev, false)
+            save_entry(
+                ctx,
+                &child,
+                name,
+                &meta,
+                find_node(&parent_tree, name.as_bytes()),
+                dev,
+                false,
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     ctx.progress.dir_done();

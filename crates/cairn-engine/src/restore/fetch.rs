@@ -210,7 +210,11 @@ pub(crate) fn restore_contents(
         .filter(|f| f.pending.load(Ordering::Relaxed) == 0)
         .collect();
     let groups = pack_groups(&l);
+    let progress = rep.progress();
     run_parallel(threads, no_blobs.len() + groups.len(), |i| {
+        if progress.is_cancelled() {
+            return;
+        }
         if let Some(f) = no_blobs.get(i) {
             f.finish(&env);
         } else if let Some((pack, range)) =

@@ -125,7 +125,7 @@ pub(crate) fn apply(
     let mut first_err: Option<(&str, io::Error)> = None;
     let mut note = |what: &'static str, e: io::Error| {
         let perm = e.kind() == io::ErrorKind::PermissionDenied;
-        if !(perm && !ctx.root) && first_err.is_none() {
+        if (ctx.root || !perm) && first_err.is_none() {
             first_err = Some((what, e));
         }
     };

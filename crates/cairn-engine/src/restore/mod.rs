@@ -136,6 +136,9 @@ pub struct RestoreProgress {
     pub planned: AtomicBool,
     /// Files re-read by `verify`.
     pub files_verified: AtomicU64,
+    /// Set from another thread (e.g. on Ctrl-C) to stop the restore early; `restore` then
+    /// returns [`EngineError::Interrupted`].
+    pub cancel: AtomicBool,
 }
 
 /// A plain copy of [`RestoreProgress`] at one moment.
@@ -165,6 +168,16 @@ impl RestoreProgress {
     /// New zeroed counters.
     pub fn new() -> RestoreProgress {
         RestoreProgress::default()
+    }
+
+    /// Ask the running restore to stop.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`RestoreProgress::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     /// Read all counters.
@@ -306,17 +319,32 @@ pub fn restore(
     let ctx = meta::MetaCtx::new(opts.ownership_by_name);
 
     // 1. Walk and plan (creates directories unless dry run).
-    let mut planned = plan::build(repo, root_tree, &target, opts, &selector, &reporter)?;
+    let mut planned = plan::build(
+        repo, root_tree, &target, opts, &selector, &reporter, threads,
+    )?;
     progress.planned.store(true, Ordering::Relaxed);
 
     let mut result = RestoreResult::default();
 
+    let stop = || {
+        if progress.is_cancelled() {
+            Err(EngineError::Interrupted)
+        } else {
+            Ok(())
+        }
+    };
+    stop()?;
+
     // 2. Compare existing files with the snapshot.
     check::classify_existing(repo, &mut planned, opts, threads, &reporter);
+
+    stop()?;
 
     // 3. Contents.
     let fetch_stats = fetch::restore_contents(repo, &mut planned, opts, threads, &ctx, &reporter);
     result.bytes_written = fetch_stats.bytes_written;
+
+    stop()?;
 
     // 4. Special nodes, hard links, metadata-only files, deletion, directory metadata.
     let finish = meta::finish(&planned, opts, threads, &ctx, &reporter);
@@ -325,6 +353,8 @@ pub fn restore(
 
     result.files_restored = fetch_stats.files_restored + finish.nodes_created;
     result.files_skipped = progress.files_skipped.load(Ordering::Relaxed);
+
+    stop()?;
 
     // 5. Verify.
     if opts.verify {
@@ -336,6 +366,7 @@ pub fn restore(
         result.verify_errors = errors;
     }
 
+    stop()?;
     result.errors = reporter.errors.load(Ordering::Relaxed);
     result.warnings = std::mem::take(&mut *reporter.warnings.lock());
     Ok(result)

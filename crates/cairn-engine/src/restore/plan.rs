@@ -3,11 +3,13 @@
 
 use super::files::{Existing, FileJob};
 use super::select::Selector;
-use super::{Overwrite, Reporter, RestoreOptions, show};
+use super::{Overwrite, Reporter, RestoreOptions, run_parallel, show};
 use crate::error::{EngineError, Result};
 use cairn_repo::Id;
 use cairn_repo::node::{Node, NodeType};
 use cairn_repo::repository::Repository;
+use cairn_repo::tree::Tree;
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
@@ -18,6 +20,11 @@ use std::sync::atomic::Ordering;
 
 /// Deepest directory nesting walked (paths that deep cannot be created anyway).
 const MAX_DEPTH: usize = 2048;
+/// Stack size of the walking thread.
+const WALK_STACK: usize = 256 << 20;
+/// Subtrees of one directory loaded ahead of the walk (in parallel); bounds memory to
+/// this many trees per directory level.
+const PREFETCH: usize = 32;
 
 /// A directory whose metadata is restored at the end.
 pub(crate) struct DirJob {
@@ -91,6 +98,7 @@ struct Walker<'a> {
     hardlinks: HashMap<(u64, u64), PathBuf>,
     frames: Vec<Frame>,
     delete: bool,
+    threads: usize,
 }
 
 /// Walk `root` and build the plan; creates the target and the directories unless dry run.
@@ -101,6 +109,7 @@ pub(crate) fn build(
     opts: &RestoreOptions,
     sel: &Selector,
     rep: &Reporter<'_>,
+    threads: usize,
 ) -> Result<Plan> {
     let fresh = match std::fs::symlink_metadata(target) {
         Ok(m) if m.is_dir() => false,
@@ -138,12 +147,38 @@ pub(crate) fn build(
             state: DirState::Ready { fresh },
         }],
         delete: opts.delete,
+        threads,
     };
-    let (restored, names) = w.walk_nodes(root_tree.nodes, 0);
-    if restored && let Some(names) = names {
-        w.delete_unexpected(0, &names);
-    }
-    Ok(w.plan)
+    let walk = move || {
+        let (restored, names) = w.walk_nodes(root_tree.nodes, 0);
+        if restored && let Some(names) = names {
+            w.delete_unexpected(0, &names);
+        }
+        w.plan
+    };
+    // The walk recurses once per directory level: give it a large stack of its own (only the
+    // pages used are committed), so deep trees work whatever thread calls `restore`.
+    std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new()
+            .name("restore-walk".into())
+            .stack_size(WALK_STACK)
+            .spawn_scoped(s, walk);
+        match spawned {
+            Ok(handle) => handle
+                .join()
+                .map_err(|_| EngineError::Invalid("restore: the tree walk panicked".into())),
+            Err(e) => Err(EngineError::io(target, e)),
+        }
+    })
+}
+
+/// `location/name`.
+fn child_location(location: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut loc = Vec::with_capacity(location.len() + 1 + name.len());
+    loc.extend_from_slice(location);
+    loc.push(b'/');
+    loc.extend_from_slice(name);
+    loc
 }
 
 /// restic rejects names that would leave the directory (`filepath.Base(Join("/", name))`).
@@ -173,11 +208,27 @@ impl Walker<'_> {
     fn walk_nodes(&mut self, nodes: Vec<Node>, depth: usize) -> (bool, Option<HashSet<Vec<u8>>>) {
         let mut restored = false;
         let mut names = self.opts.delete.then(HashSet::new);
+        if self.rep.progress().is_cancelled() {
+            // Nothing is deleted below an interrupted walk.
+            self.delete = false;
+            return (false, None);
+        }
         let Some(top) = self.top() else {
             return (false, None);
         };
         let (dir_path, dir_loc) = (top.path.clone(), top.location.clone());
-        for node in nodes {
+        // Subtrees that will be walked, loaded a batch at a time on several threads.
+        let wanted: Vec<Option<Id>> = nodes
+            .iter()
+            .map(|n| {
+                let walk = n.node_type == NodeType::Dir
+                    && valid_name(&n.name)
+                    && self.sel.select(&child_location(&dir_loc, &n.name), true).1;
+                n.subtree.filter(|_| walk)
+            })
+            .collect();
+        let mut ahead: HashMap<Id, cairn_repo::Result<Tree>> = HashMap::new();
+        for (i, node) in nodes.into_iter().enumerate() {
             if let Some(n) = names.as_mut() {
                 n.insert(node.name.clone());
             }
@@ -193,16 +244,22 @@ impl Walker<'_> {
             if node.node_type == NodeType::Socket {
                 continue;
             }
-            let mut loc = Vec::with_capacity(dir_loc.len() + 1 + node.name.len());
-            loc.extend_from_slice(&dir_loc);
-            loc.push(b'/');
-            loc.extend_from_slice(&node.name);
+            let loc = child_location(&dir_loc, &node.name);
             let path = dir_path.join(OsStr::from_bytes(&node.name));
             let is_dir = node.node_type == NodeType::Dir;
             let (selected, child_may) = self.sel.select(&loc, is_dir);
             restored |= selected;
             if is_dir {
-                restored |= self.walk_dir(node, path, loc, selected, child_may, depth);
+                let tree = match node.subtree {
+                    Some(id) if child_may => {
+                        if !ahead.contains_key(&id) {
+                            self.prefetch(wanted.get(i..).unwrap_or_default(), &mut ahead);
+                        }
+                        ahead.remove(&id)
+                    }
+                    _ => None,
+                };
+                restored |= self.walk_dir(node, path, loc, (selected, child_may), depth, tree);
                 continue;
             }
             if !selected {
@@ -233,9 +290,9 @@ impl Walker<'_> {
         node: Node,
         path: PathBuf,
         loc: Vec<u8>,
-        selected: bool,
-        child_may: bool,
+        (selected, child_may): (bool, bool),
         depth: usize,
+        prefetched: Option<cairn_repo::Result<Tree>>,
     ) -> bool {
         let Some(subtree) = node.subtree else {
             self.rep
@@ -261,7 +318,7 @@ impl Walker<'_> {
                     show(&self.frames[idx].location)
                 ));
             } else {
-                match self.repo.load_tree(&subtree) {
+                match prefetched.unwrap_or_else(|| self.repo.load_tree(&subtree)) {
                     Ok(tree) => {
                         (child_restored, names) = self.walk_nodes(tree.nodes, depth + 1);
                     }
@@ -291,6 +348,27 @@ impl Walker<'_> {
             self.frames.pop();
         }
         selected || child_restored
+    }
+
+    /// Load the next subtrees of `wanted` (up to [`PREFETCH`] not loaded yet) in parallel.
+    fn prefetch(&self, wanted: &[Option<Id>], ahead: &mut HashMap<Id, cairn_repo::Result<Tree>>) {
+        let mut batch: Vec<Id> = Vec::new();
+        for id in wanted.iter().flatten() {
+            if batch.len() >= PREFETCH {
+                break;
+            }
+            if !ahead.contains_key(id) && !batch.contains(id) {
+                batch.push(*id);
+            }
+        }
+        let loaded = Mutex::new(Vec::with_capacity(batch.len()));
+        run_parallel(self.threads, batch.len(), |k| {
+            if let Some(id) = batch.get(k) {
+                let tree = self.repo.load_tree(id);
+                loaded.lock().push((*id, tree));
+            }
+        });
+        ahead.extend(loaded.into_inner());
     }
 
     /// Make sure the directory of frame `idx` (and its parents) exists. Returns whether it

@@ -544,3 +544,32 @@ fn dry_run_writes_nothing() {
     assert_eq!(res.dirs, 3);
     assert_eq!(res.bytes_written, 4 + 3 + 5 + 1 + 1);
 }
+
+#[test]
+fn deep_trees_from_a_small_stack() {
+    let (tmp, repo) = new_repo();
+    let mut node = file(&repo, b"leaf.txt", &[b"at the bottom"]);
+    for _ in 0..1000 {
+        node = dir(&repo, b"d", vec![node]);
+    }
+    let root = tree(&repo, vec![node]);
+    repo.flush().unwrap();
+    let target = tmp.path().join("out");
+    // Called from a thread with a small stack: the walk runs on its own.
+    let res = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn({
+            let target = target.clone();
+            move || {
+                let p = RestoreProgress::new();
+                restore(&repo, root, &opts(&target), &p, &|_| {}).unwrap()
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!((res.errors, res.dirs, res.files_restored), (0, 1000, 1));
+    let leaf = target.join("d/".repeat(1000)).join("leaf.txt");
+    assert_eq!(std::fs::read(&leaf).unwrap(), b"at the bottom");
+    assert_eq!(mtime_ns(&target.join("d")), i128::from(T_DIR));
+}

@@ -252,7 +252,7 @@ fn verify_detects_modified_files() {
     let progress = RestoreProgress::new();
     let rep = Reporter::new(&|_| {}, &progress);
     let sel = select::Selector::new(&o).unwrap();
-    let plan = plan::build(&repo, root, &target, &o, &sel, &rep).unwrap();
+    let plan = plan::build(&repo, root, &target, &o, &sel, &rep, 2).unwrap();
     let (n, errors) = check::verify_restored(&repo, &plan, 2, &progress);
     assert_eq!(n, 3);
     assert_eq!(errors.len(), 2, "{errors:?}");
@@ -339,6 +339,13 @@ fn bad_targets_are_errors() {
     o.dry_run = true;
     o.verify = true;
     assert!(restore(&repo, root, &o, &p, &|_| {}).is_err());
+    // Cancelled: interrupted, nothing restored.
+    let cancelled = RestoreProgress::new();
+    cancelled.cancel();
+    let out = tmp.path().join("z");
+    let r = restore(&repo, root, &opts(&out), &cancelled, &|_| {});
+    assert!(matches!(r, Err(EngineError::Interrupted)), "{r:?}");
+    assert!(!out.join("f").exists());
     // A root tree that does not exist.
     assert!(
         restore(

@@ -17,7 +17,11 @@ impl Repository {
     pub fn load_blob(&self, t: BlobType, id: &Id) -> Result<Vec<u8>> {
         let locs = self.index.read().get_all(t, id);
         if locs.is_empty() {
-            return Err(RepoError::BlobNotFound(format!("{} {}", t.as_str(), id.to_hex())));
+            return Err(RepoError::BlobNotFound(format!(
+                "{} {}",
+                t.as_str(),
+                id.to_hex()
+            )));
         }
         let mut last = None;
         for loc in locs {

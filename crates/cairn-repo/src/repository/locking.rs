@@ -3,8 +3,8 @@
 
 use super::Repository;
 use crate::backend::FileType;
-use crate::lock::LockInfo;
 use crate::error::LockConflict;
+use crate::lock::LockInfo;
 use crate::{Id, RepoError, Result};
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;

@@ -100,7 +100,11 @@ fn host_and_user() -> (String, String) {
 
 impl Repository {
     /// Create a new repository: key file first, then config (restic's order).
-    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: InitOptions) -> Result<Repository> {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: InitOptions,
+    ) -> Result<Repository> {
         if !(1..=2).contains(&opts.version) {
             return Err(RepoError::Invalid(format!(
                 "repository version {} is not supported (use 1 or 2)",
@@ -130,11 +134,21 @@ impl Repository {
         let config = Config::new(opts.version, pol.0);
         let sealed = master.seal(&config.to_json());
         backend.write(FileType::Config, "config", &sealed)?;
-        Ok(Self::assemble(backend, master, key_id, config, WriteOptions::default()))
+        Ok(Self::assemble(
+            backend,
+            master,
+            key_id,
+            config,
+            WriteOptions::default(),
+        ))
     }
 
     /// Open an existing repository, trying key files until one accepts the password.
-    pub fn open(backend: Arc<dyn Backend>, password: &[u8], opts: WriteOptions) -> Result<Repository> {
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: WriteOptions,
+    ) -> Result<Repository> {
         let config_bytes = match backend.read(FileType::Config, "config") {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(RepoError::NoRepository(backend.location())),
@@ -263,7 +277,10 @@ impl Repository {
             .filter(|id| id.has_prefix(prefix))
             .collect();
         match matches.len() {
-            0 => Err(RepoError::Invalid(format!("no {} matching ID {prefix:?} found", t.name()))),
+            0 => Err(RepoError::Invalid(format!(
+                "no {} matching ID {prefix:?} found",
+                t.name()
+            ))),
             1 => Ok(matches[0]),
             _ => Err(RepoError::Invalid(format!(
                 "multiple {}s match ID {prefix:?}; give more digits",
@@ -335,11 +352,16 @@ impl Repository {
         let ids = self.list_ids(FileType::Index)?;
         let files = parallel_map(&ids, |id| {
             let json = self.load_unpacked(FileType::Index, id)?;
-            IndexFile::from_json(&json).map_err(|e| RepoError::corrupt(format!("index {}", id.to_hex()), e))
+            IndexFile::from_json(&json)
+                .map_err(|e| RepoError::corrupt(format!("index {}", id.to_hex()), e))
         })?;
         let mut idx = self.index.write();
         for f in &files {
-            if self.config.version < 2 && f.packs.iter().any(|p| p.blobs.iter().any(|b| b.uncompressed_length.is_some())) {
+            if self.config.version < 2
+                && f.packs
+                    .iter()
+                    .any(|p| p.blobs.iter().any(|b| b.uncompressed_length.is_some()))
+            {
                 return Err(RepoError::Unsupported(
                     "index uses feature not supported by repository version 1".into(),
                 ));
@@ -364,8 +386,10 @@ pub fn parallel_map<T: Sync, R: Send>(
         return items.iter().map(&f).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<parking_lot::Mutex<Option<Result<R>>>> =
-        items.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+    let results: Vec<parking_lot::Mutex<Option<Result<R>>>> = items
+        .iter()
+        .map(|_| parking_lot::Mutex::new(None))
+        .collect();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -379,6 +403,9 @@ pub fn parallel_map<T: Sync, R: Send>(
     });
     results
         .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|| Err(RepoError::Invalid("worker did not run".into()))))
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|| Err(RepoError::Invalid("worker did not run".into())))
+        })
         .collect()
 }

@@ -95,9 +95,10 @@ impl Repository {
             };
             let c = compress::compress(data, level);
             self.key.seal_into(&c, &mut sealed);
-            Some(u32::try_from(data.len()).map_err(|_| {
-                crate::RepoError::Invalid("blob larger than 4 GiB".into())
-            })?)
+            Some(
+                u32::try_from(data.len())
+                    .map_err(|_| crate::RepoError::Invalid("blob larger than 4 GiB".into()))?,
+            )
         } else {
             self.key.seal_into(data, &mut sealed);
             None
@@ -149,7 +150,8 @@ impl Repository {
 
     fn upload_pack(&self, w: PackWriter) -> Result<()> {
         let (pack_id, bytes, blobs) = w.finish(&self.key);
-        self.backend.write(FileType::Pack, &pack_id.to_hex(), &bytes)?;
+        self.backend
+            .write(FileType::Pack, &pack_id.to_hex(), &bytes)?;
         self.packers.packs.fetch_add(1, Ordering::Relaxed);
         self.index.write().add_pack(pack_id, &blobs);
         {

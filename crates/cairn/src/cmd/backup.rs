@@ -72,7 +72,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
     let mut paths = a.paths.clone();
     paths.extend(files_from(a)?);
     if paths.is_empty() && !a.stdin {
-        return Err(anyhow!("nothing to back up: give paths, --files-from or --stdin"));
+        return Err(anyhow!(
+            "nothing to back up: give paths, --files-from or --stdin"
+        ));
     }
     if a.stdin && !paths.is_empty() {
         return Err(anyhow!("--stdin cannot be combined with paths"));
@@ -102,7 +104,11 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
         None => open_host(),
     };
     let repo = crate::open::open_or_create_default(g, g.quiet || g.json)?;
-    let _lock = if a.dry_run { None } else { super::lock(g, &repo, LockMode::Shared)? };
+    let _lock = if a.dry_run {
+        None
+    } else {
+        super::lock(g, &repo, LockMode::Shared)?
+    };
     let parent = if a.force {
         ParentChoice::None
     } else if let Some(p) = &a.parent {
@@ -115,7 +121,11 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
         paths,
         exclude_patterns: recorded,
         tag_rules,
-        exclude_larger_than: a.exclude_larger_than.as_deref().map(parse_size).transpose()?,
+        exclude_larger_than: a
+            .exclude_larger_than
+            .as_deref()
+            .map(parse_size)
+            .transpose()?,
         one_file_system: a.one_file_system,
         tags: a
             .tag
@@ -170,7 +180,11 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
                 r.warnings.len()
             );
         }
-        return Err(Exit { code: 3, msg: String::new() }.into());
+        return Err(Exit {
+            code: 3,
+            msg: String::new(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -204,13 +218,25 @@ fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, bar:
                 "{}/{} files{}",
                 s.files_done,
                 s.total_files,
-                if s.errors > 0 { format!(", {} errors", s.errors) } else { String::new() }
+                if s.errors > 0 {
+                    format!(", {} errors", s.errors)
+                } else {
+                    String::new()
+                }
             ));
         } else if last_json.elapsed() >= Duration::from_secs(1) {
             last_json = Instant::now();
             let elapsed = started.elapsed().as_secs_f64();
-            let frac = if s.total_bytes > 0 { s.bytes_done as f64 / s.total_bytes as f64 } else { 0.0 };
-            let remaining = if frac > 0.0 && s.scan_finished { (elapsed / frac - elapsed).max(0.0) as u64 } else { 0 };
+            let frac = if s.total_bytes > 0 {
+                s.bytes_done as f64 / s.total_bytes as f64
+            } else {
+                0.0
+            };
+            let remaining = if frac > 0.0 && s.scan_finished {
+                (elapsed / frac - elapsed).max(0.0) as u64
+            } else {
+                0
+            };
             output::json_line(&serde_json::json!({
                 "message_type": "status", "seconds_elapsed": elapsed as u64,
                 "seconds_remaining": remaining, "percent_done": frac.min(1.0),
@@ -262,7 +288,10 @@ fn print_summary(g: &GlobalOpts, r: &BackupResult, took: Duration, dry_run: bool
         s.dirs_new, s.dirs_changed, s.dirs_unmodified
     );
     if dry_run {
-        println!("Would add to the repository: {}", output::size(s.data_added));
+        println!(
+            "Would add to the repository: {}",
+            output::size(s.data_added)
+        );
     } else {
         println!(
             "Added to the repository: {} ({} stored)",

@@ -25,7 +25,10 @@ fn raw(bytes: &[u8]) -> Result<()> {
 pub fn run(g: &GlobalOpts, a: &CatArgs) -> Result<()> {
     let repo = crate::open::open(g)?;
     let _lock = super::lock(g, &repo, LockMode::Shared)?;
-    let need_id = || a.id.clone().ok_or_else(|| anyhow!("cat {} needs an ID", a.object));
+    let need_id = || {
+        a.id.clone()
+            .ok_or_else(|| anyhow!("cat {} needs an ID", a.object))
+    };
     match a.object.as_str() {
         "config" => pretty(&repo.config().to_json()),
         "masterkey" => pretty(&repo.master_key().to_json()),
@@ -60,12 +63,22 @@ pub fn run(g: &GlobalOpts, a: &CatArgs) -> Result<()> {
         "blob" | "tree" => {
             let spec = need_id()?;
             repo.load_index()?;
-            let t = if a.object == "tree" { BlobType::Tree } else { BlobType::Data };
+            let t = if a.object == "tree" {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            };
             let id = resolve_blob(&repo, t, &spec)?;
             let data = repo.load_blob(t, &id)?;
-            if t == BlobType::Tree { pretty(&data) } else { raw(&data) }
+            if t == BlobType::Tree {
+                pretty(&data)
+            } else {
+                raw(&data)
+            }
         }
-        o => bail!("unknown object type {o:?}: use config, index, snapshot, key, masterkey, lock, pack, blob or tree"),
+        o => bail!(
+            "unknown object type {o:?}: use config, index, snapshot, key, masterkey, lock, pack, blob or tree"
+        ),
     }
 }
 

@@ -35,7 +35,11 @@ pub fn run(g: &GlobalOpts, a: &InitArgs) -> Result<()> {
         None
     };
     let pw = if let Some(d) = &default {
-        if !d.password_file.exists() && g.password_file.is_none() && g.password_command.is_none() && open::env("PASSWORD").is_none() {
+        if !d.password_file.exists()
+            && g.password_file.is_none()
+            && g.password_command.is_none()
+            && open::env("PASSWORD").is_none()
+        {
             // The default repository is created with a generated password.
             let repo = open::open_or_create_default(g, g.quiet || g.json)?;
             return report(g, &path, &repo);
@@ -45,7 +49,9 @@ pub fn run(g: &GlobalOpts, a: &InitArgs) -> Result<()> {
         open::password(g, &loc, true)?
     };
     if pw.is_empty() && !g.insecure_no_password {
-        bail!("an empty password is not allowed by default; pass --insecure-no-password to use one");
+        bail!(
+            "an empty password is not allowed by default; pass --insecure-no-password to use one"
+        );
     }
     if default.is_some() {
         std::fs::create_dir_all(&path)?;

@@ -4,6 +4,7 @@ mod backup;
 mod cat;
 mod init;
 mod query;
+mod restore;
 mod snapshots;
 
 use crate::cli::{Cli, Command, GlobalOpts, SnapshotFilterArgs};
@@ -37,7 +38,11 @@ pub fn run(cli: &Cli) -> Result<()> {
                     "go_arch": std::env::consts::ARCH,
                 }));
             } else {
-                println!("cairn {v} on {}/{}", std::env::consts::OS, std::env::consts::ARCH);
+                println!(
+                    "cairn {v} on {}/{}",
+                    std::env::consts::OS,
+                    std::env::consts::ARCH
+                );
             }
             Ok(())
         }
@@ -45,7 +50,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Find(a) => query::find(g, a),
         Command::Diff(a) => query::diff_cmd(g, a),
         Command::Dump(a) => query::dump_cmd(g, a),
-        Command::Restore(_) => Err(anyhow!("not implemented yet")),
+        Command::Restore(a) => restore::run(g, a),
     }
 }
 
@@ -92,7 +97,12 @@ pub fn snapshot_filter(f: &SnapshotFilterArgs) -> SnapshotFilter {
         tags: f
             .tag
             .iter()
-            .map(|t| t.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|t| {
+                t.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .collect(),
         paths: f.path.clone(),
     }

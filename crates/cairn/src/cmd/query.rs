@@ -15,7 +15,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 /// Open, lock (shared) and load the index for a read-only command.
-fn open_read(g: &GlobalOpts) -> Result<(Arc<Repository>, Option<cairn_repo::repository::LockGuard>)> {
+fn open_read(
+    g: &GlobalOpts,
+) -> Result<(Arc<Repository>, Option<cairn_repo::repository::LockGuard>)> {
     let repo = crate::open::open(g)?;
     let lock = super::lock(g, &repo, LockMode::Shared)?;
     repo.load_index()?;
@@ -23,7 +25,11 @@ fn open_read(g: &GlobalOpts) -> Result<(Arc<Repository>, Option<cairn_repo::repo
 }
 
 /// Resolve `latest`, an id prefix, or `ID:subfolder` to (id, snapshot, tree to use).
-pub fn resolve(repo: &Repository, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot, Id)> {
+pub fn resolve(
+    repo: &Repository,
+    spec: &str,
+    filter: &SnapshotFilter,
+) -> Result<(Id, Snapshot, Id)> {
     let snaps = repo.load_snapshots()?;
     let (id, snap, sub) = find_snapshot(repo, &snaps, spec, filter)?;
     let tree = match sub {
@@ -46,7 +52,13 @@ pub fn ls(g: &GlobalOpts, a: &LsArgs) -> Result<()> {
         out.write_all(&LsSnapshotJson::new(id, &snap, JsonStyle::Restic014).to_go_json())?;
         out.write_all(b"\n")?;
     } else if !g.quiet {
-        writeln!(out, "snapshot {} of {:?} at {}:", id.short(), snap.paths, snap.time.0.format("%Y-%m-%d %H:%M:%S%.f %z"))?;
+        writeln!(
+            out,
+            "snapshot {} of {:?} at {}:",
+            id.short(),
+            snap.paths,
+            snap.time.0.format("%Y-%m-%d %H:%M:%S%.f %z")
+        )?;
     }
     ls_raw(&repo, tree, &opts, &mut |path, node| {
         let r = if g.json {
@@ -77,7 +89,10 @@ pub fn find(g: &GlobalOpts, a: &FindArgs) -> Result<()> {
     };
     let results = find_collect(&repo, &snaps, &opts)?;
     if g.json {
-        let v: Vec<_> = results.iter().map(|r| r.to_json(JsonStyle::Restic014)).collect();
+        let v: Vec<_> = results
+            .iter()
+            .map(|r| r.to_json(JsonStyle::Restic014))
+            .collect();
         output::json_line(&v);
         return Ok(());
     }
@@ -108,14 +123,22 @@ pub fn diff_cmd(g: &GlobalOpts, a: &DiffArgs) -> Result<()> {
         println!("comparing snapshot {} to {}:", id1.short(), id2.short());
         println!();
     }
-    let stats = diff(&repo, t1, t2, DiffOptions { metadata: a.metadata }, &mut |c| {
-        if g.json {
-            output::json_line(&ChangeJson::from(c));
-        } else {
-            println!("{:<5}{}", c.modifier, c.path);
-        }
-        Ok(())
-    })?;
+    let stats = diff(
+        &repo,
+        t1,
+        t2,
+        DiffOptions {
+            metadata: a.metadata,
+        },
+        &mut |c| {
+            if g.json {
+                output::json_line(&ChangeJson::from(c));
+            } else {
+                println!("{:<5}{}", c.modifier, c.path);
+            }
+            Ok(())
+        },
+    )?;
     for w in &stats.warnings {
         eprintln!("warning: {w}");
     }
@@ -124,11 +147,23 @@ pub fn diff_cmd(g: &GlobalOpts, a: &DiffArgs) -> Result<()> {
     } else if !g.quiet {
         let (add, rem) = (&stats.added, &stats.removed);
         println!();
-        println!("Files:       {:5} new, {:5} removed, {:5} changed", add.files, rem.files, stats.changed_files);
+        println!(
+            "Files:       {:5} new, {:5} removed, {:5} changed",
+            add.files, rem.files, stats.changed_files
+        );
         println!("Dirs:        {:5} new, {:5} removed", add.dirs, rem.dirs);
-        println!("Others:      {:5} new, {:5} removed", add.others, rem.others);
-        println!("Data Blobs:  {:5} new, {:5} removed", add.data_blobs, rem.data_blobs);
-        println!("Tree Blobs:  {:5} new, {:5} removed", add.tree_blobs, rem.tree_blobs);
+        println!(
+            "Others:      {:5} new, {:5} removed",
+            add.others, rem.others
+        );
+        println!(
+            "Data Blobs:  {:5} new, {:5} removed",
+            add.data_blobs, rem.data_blobs
+        );
+        println!(
+            "Tree Blobs:  {:5} new, {:5} removed",
+            add.tree_blobs, rem.tree_blobs
+        );
         println!("  Added:   {}", output::size(add.bytes));
         println!("  Removed: {}", output::size(rem.bytes));
     }
@@ -144,7 +179,8 @@ pub fn dump_cmd(g: &GlobalOpts, a: &DumpArgs) -> Result<()> {
     let (_, _, tree) = resolve(&repo, &a.snapshot, &super::snapshot_filter(&a.filter))?;
     match &a.target {
         Some(path) => {
-            let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
             dump(&repo, tree, &a.path, format, &mut w)?;
             w.flush()?;

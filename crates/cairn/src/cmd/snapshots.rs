@@ -64,7 +64,11 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<()> {
         snaps.retain(|(_, s)| filter.matches(s));
     }
     let by: Vec<&str> = match &a.group_by {
-        Some(s) => s.split(',').map(str::trim).filter(|x| !x.is_empty()).collect(),
+        Some(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .collect(),
         None => Vec::new(),
     };
     for b in &by {
@@ -88,7 +92,12 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<()> {
     }
     if g.json {
         let out = if by.is_empty() {
-            Value::Array(groups.iter().flat_map(|(_, v)| v.iter().map(|(id, s)| snapshot_json(id, s))).collect())
+            Value::Array(
+                groups
+                    .iter()
+                    .flat_map(|(_, v)| v.iter().map(|(id, s)| snapshot_json(id, s)))
+                    .collect(),
+            )
         } else {
             Value::Array(
                 groups
@@ -138,7 +147,14 @@ fn print_table(snaps: &[(Id, Snapshot)], compact: bool) {
                 .as_ref()
                 .map(|x| output::size(x.total_bytes_processed))
                 .unwrap_or_default();
-            [id.short(), t, s.hostname.clone(), s.tags.join(","), s.paths.join(if compact { "," } else { "\n" }), size]
+            [
+                id.short(),
+                t,
+                s.hostname.clone(),
+                s.tags.join(","),
+                s.paths.join(if compact { "," } else { "\n" }),
+                size,
+            ]
         })
         .collect();
     let header = ["ID", "Time", "Host", "Tags", "Paths", "Size"];
@@ -150,7 +166,11 @@ fn print_table(snaps: &[(Id, Snapshot)], compact: bool) {
         }
     }
     let line = |cells: [&str; 6]| {
-        let s: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect();
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
         println!("{}", s.join("  ").trim_end());
     };
     line(header);

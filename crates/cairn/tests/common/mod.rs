@@ -43,7 +43,10 @@ pub fn external(name: &str) -> Option<PathBuf> {
             .find(|f| f.is_file())
     });
     if found.is_none() {
-        assert!(!external_required(), "{name} is required (CAIRN_REQUIRE_EXTERNAL=1) but not installed");
+        assert!(
+            !external_required(),
+            "{name} is required (CAIRN_REQUIRE_EXTERNAL=1) but not installed"
+        );
         eprintln!("SKIPPED: {name} is not installed");
     }
     found
@@ -132,13 +135,13 @@ fn sha256_file(p: &Path) -> String {
 fn entry(p: &Path, m: &std::fs::Metadata) -> Entry {
     let kind = kind_of(&m.file_type());
     let mut xattrs = BTreeMap::new();
-    if kind != "symlink" {
-        if let Ok(names) = xattr::list(p) {
-            for n in names {
-                let name = n.to_string_lossy().into_owned();
-                if name.starts_with("user.") {
-                    xattrs.insert(name, xattr::get(p, &n).ok().flatten().unwrap_or_default());
-                }
+    if kind != "symlink"
+        && let Ok(names) = xattr::list(p)
+    {
+        for n in names {
+            let name = n.to_string_lossy().into_owned();
+            if name.starts_with("user.") {
+                xattrs.insert(name, xattr::get(p, &n).ok().flatten().unwrap_or_default());
             }
         }
     }
@@ -149,13 +152,23 @@ fn entry(p: &Path, m: &std::fs::Metadata) -> Entry {
         gid: m.gid(),
         mtime: (m.mtime(), m.mtime_nsec()),
         size: if kind == "file" { m.size() } else { 0 },
-        sha256: if kind == "file" { sha256_file(p) } else { String::new() },
+        sha256: if kind == "file" {
+            sha256_file(p)
+        } else {
+            String::new()
+        },
         link: if kind == "symlink" {
-            std::fs::read_link(p).map(|l| l.as_os_str().as_bytes().to_vec()).unwrap_or_default()
+            std::fs::read_link(p)
+                .map(|l| l.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default()
         } else {
             Vec::new()
         },
-        rdev: if kind == "chardev" || kind == "blockdev" { m.rdev() } else { 0 },
+        rdev: if kind == "chardev" || kind == "blockdev" {
+            m.rdev()
+        } else {
+            0
+        },
         xattrs,
     }
 }
@@ -179,7 +192,10 @@ fn walk(root: &Path) -> BTreeMap<Vec<u8>, (Entry, u64, u64)> {
         if ent.kind == "socket" {
             continue; // restic does not back up sockets
         }
-        out.insert(rel.as_os_str().as_bytes().to_vec(), (ent, m.ino(), m.nlink()));
+        out.insert(
+            rel.as_os_str().as_bytes().to_vec(),
+            (ent, m.ino(), m.nlink()),
+        );
     }
     out
 }
@@ -215,7 +231,10 @@ pub fn diff_trees(a: &Path, b: &Path) -> Vec<String> {
     for paths in groups.values().filter(|g| g.len() > 1) {
         let inos: Vec<Option<u64>> = paths.iter().map(|p| tb.get(*p).map(|x| x.1)).collect();
         if inos.windows(2).any(|w| w[0] != w[1]) {
-            diffs.push(format!("hardlink group not preserved: {:?}", paths.iter().map(|p| show(p)).collect::<Vec<_>>()));
+            diffs.push(format!(
+                "hardlink group not preserved: {:?}",
+                paths.iter().map(|p| show(p)).collect::<Vec<_>>()
+            ));
         }
     }
     if !is_root() {
@@ -227,7 +246,13 @@ pub fn diff_trees(a: &Path, b: &Path) -> Vec<String> {
 /// Assert two trees are equal.
 pub fn assert_same_tree(a: &Path, b: &Path) {
     let d = diff_trees(a, b);
-    assert!(d.is_empty(), "trees differ ({} vs {}):\n{}", a.display(), b.display(), d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "trees differ ({} vs {}):\n{}",
+        a.display(),
+        b.display(),
+        d.join("\n")
+    );
 }
 
 /// Path of a restored copy of an absolute source path below a restore target.
