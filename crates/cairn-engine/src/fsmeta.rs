@@ -63,7 +63,8 @@ impl NameCache {
     }
 }
 
-/// Node type of a file type, `None` for sockets (restic does not back them up).
+/// Node type of a file type. Sockets are recorded (restic skips them; both tools' restores
+/// leave them out), so a snapshot lists everything that was there.
 pub fn node_type_of(ft: &std::fs::FileType) -> Option<NodeType> {
     Some(if ft.is_dir() {
         NodeType::Dir
@@ -78,7 +79,7 @@ pub fn node_type_of(ft: &std::fs::FileType) -> Option<NodeType> {
     } else if ft.is_block_device() {
         NodeType::Dev
     } else if ft.is_socket() {
-        return None;
+        NodeType::Socket
     } else {
         NodeType::Irregular
     })

@@ -111,4 +111,7 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<(), BackendError>;
     /// Delete a file.
     fn remove(&self, t: FileType, name: &str) -> Result<(), BackendError>;
+    /// Hint given after the index is loaded: the packs holding tree blobs (a caching layer
+    /// keeps those on local disk). Ignored by default.
+    fn hint_tree_packs(&self, _packs: &[String]) {}
 }

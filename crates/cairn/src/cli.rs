@@ -330,7 +330,8 @@ pub struct DumpArgs {
     /// Snapshot (id, prefix, latest, ID:subfolder).
     pub snapshot: String,
     /// Path of a file or directory in the snapshot.
-    pub path: String,
+    #[arg(value_name = "PATH")]
+    pub file: String,
     /// Archive format for directories: tar or zip.
     #[arg(short, long, default_value = "tar")]
     pub archive: String,

@@ -47,8 +47,31 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     1
 }
 
+/// Handle SIGINT/SIGTERM/SIGHUP on a dedicated thread: remove the repository locks this
+/// process holds (so restic and Cairn do not see a stale lock) and exit with 130 like restic.
+fn install_signal_handling() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = set.wait() {
+                cairn_repo::repository::release_all_locks();
+                eprintln!("received {sig:?}, removed locks, exiting");
+                std::process::exit(130);
+            }
+        });
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    install_signal_handling();
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",

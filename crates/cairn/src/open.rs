@@ -3,7 +3,7 @@
 
 use crate::cli::GlobalOpts;
 use anyhow::{Context, Result, anyhow, bail};
-use cairn_backend::LocalBackend;
+use cairn_backend::{CachedBackend, LocalBackend};
 use cairn_repo::backend::Backend;
 use cairn_repo::compress::CompressionMode;
 use cairn_repo::repository::{Repository, WriteOptions};
@@ -77,14 +77,17 @@ pub fn location(g: &GlobalOpts) -> Result<RepoLocation> {
     Ok(RepoLocation::Default(DefaultRepo::locate()?))
 }
 
+/// Location prefixes of remote backends.
+const REMOTE_SCHEMES: [&str; 8] = [
+    "sftp:", "s3:", "rest:", "rclone:", "b2:", "azure:", "gs:", "swift:",
+];
+
 /// Build the backend for a location string (`/path`, `local:/path`).
 pub fn backend_for(loc: &str) -> Result<Arc<dyn Backend>> {
     if let Some(p) = loc.strip_prefix("local:") {
         return Ok(Arc::new(LocalBackend::new(p)));
     }
-    for scheme in [
-        "sftp:", "s3:", "rest:", "rclone:", "b2:", "azure:", "gs:", "swift:",
-    ] {
+    for scheme in REMOTE_SCHEMES {
         if loc.starts_with(scheme) {
             bail!(
                 "repository {loc:?}: the {} backend is not available yet; use a local path",
@@ -213,6 +216,38 @@ pub fn write_options(g: &GlobalOpts) -> Result<WriteOptions> {
     Ok(o)
 }
 
+/// The metadata cache directory (`--cache-dir`, `CAIRN_CACHE_DIR`/`RESTIC_CACHE_DIR`,
+/// `$XDG_CACHE_HOME/cairn`, `~/.cache/cairn`), or `None` with `--no-cache`.
+pub fn cache_dir(g: &GlobalOpts) -> Option<PathBuf> {
+    if g.no_cache {
+        return None;
+    }
+    if let Some(d) = g
+        .cache_dir
+        .clone()
+        .or_else(|| env("CACHE_DIR").map(PathBuf::from))
+    {
+        return Some(d);
+    }
+    match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => Some(PathBuf::from(x).join("cairn")),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cairn")),
+    }
+}
+
+/// Create the cache directory with its `CACHEDIR.TAG` (so backup tools skip it).
+fn ensure_cache_dir(dir: &std::path::Path) {
+    if std::fs::create_dir_all(dir).is_ok() {
+        let tag = dir.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let _ = std::fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by cairn.\n",
+            );
+        }
+    }
+}
+
 /// Open the configured repository (not creating the default one).
 pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
     let loc = location(g)?;
@@ -237,7 +272,34 @@ pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
     }
     let pw = password(g, &loc, false)?;
     let repo = Repository::open(backend, &pw, write_options(g)?)?;
+    let repo = match cache_dir(g) {
+        Some(dir) if wants_cache(&path) => with_cache(repo, &dir),
+        _ => repo,
+    };
+    if let Some(dir) = cache_dir(g) {
+        ensure_cache_dir(&dir);
+    }
     Ok(Arc::new(repo))
+}
+
+/// Whether the repository at `loc` gets the metadata cache: remote repositories do; local
+/// ones are on disk already, unless `CAIRN_CACHE_LOCAL=1` forces it (for testing the cache).
+fn wants_cache(loc: &str) -> bool {
+    let remote = REMOTE_SCHEMES.iter().any(|s| loc.starts_with(s));
+    remote || std::env::var("CAIRN_CACHE_LOCAL").is_ok_and(|v| v == "1")
+}
+
+/// Put the metadata cache in `base` between an opened repository and its backend; without
+/// a usable cache the repository is returned as it was.
+fn with_cache(repo: Repository, base: &std::path::Path) -> Repository {
+    let inner = Arc::clone(repo.backend());
+    match CachedBackend::new(inner, base, &repo.config().id) {
+        Ok(cached) => repo.with_backend(Arc::new(cached)),
+        Err(e) => {
+            tracing::warn!("not using the cache in {}: {e}", base.display());
+            repo
+        }
+    }
 }
 
 /// Open the repository, creating the default local one (with a generated password) when no

@@ -76,6 +76,9 @@ pub struct BackupOptions {
     pub threads: usize,
     /// `--stdin`: back up standard input as one file.
     pub stdin: Option<StdinSource>,
+    /// Count the files to back up first (in parallel) so progress can show totals and an ETA.
+    /// Costs a second metadata walk; callers that show no progress leave it off.
+    pub scan_totals: bool,
 }
 
 /// What a backup did.
@@ -246,7 +249,9 @@ pub fn backup(
     } else {
         let target = Target::from_paths(&paths);
         std::thread::scope(|s| {
-            s.spawn(|| scan(&paths, excluder, opts, progress));
+            if opts.scan_totals {
+                s.spawn(|| scan(&paths, excluder, opts, progress));
+            }
             pool.install(|| match &target {
                 Target::Full => {
                     let meta = Path::new("/")

@@ -212,7 +212,7 @@ pub(crate) fn save_entry(
     let Some(mut node) =
         node_from_metadata(path, name, meta, &ctx.names, ctx.opts.with_atime, &mut w)
     else {
-        return Ok(None); // sockets are not backed up
+        return Ok(None); // unreachable: every file type maps to a node type
     };
     for m in w {
         ctx.warn(m);

@@ -21,6 +21,20 @@ pub enum LockMode {
 
 const REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
+type HeldLock = (Arc<dyn crate::backend::Backend>, Arc<Mutex<Id>>);
+
+/// Locks held by this process, so a signal handler can remove them before exiting.
+static HELD: Mutex<Vec<HeldLock>> = Mutex::new(Vec::new());
+
+/// Remove every lock file this process holds (for an interrupted run, e.g. on SIGINT).
+/// The guards stay valid; dropping them later only logs that the file is gone.
+pub fn release_all_locks() {
+    for (backend, id) in HELD.lock().drain(..) {
+        let id = *id.lock();
+        let _ = backend.remove(FileType::Lock, &id.to_hex());
+    }
+}
+
 /// A held lock; refreshed in the background and removed when dropped.
 pub struct LockGuard {
     repo: Arc<Repository>,
@@ -129,6 +143,8 @@ impl Repository {
                 })
                 .ok()
         };
+        HELD.lock()
+            .push((Arc::clone(&self.backend), Arc::clone(&current)));
         Ok(LockGuard {
             repo: Arc::clone(self),
             current,
@@ -165,6 +181,7 @@ impl Drop for LockGuard {
         if let Some(h) = self.refresher.take() {
             let _ = h.join();
         }
+        HELD.lock().retain(|(_, c)| !Arc::ptr_eq(c, &self.current));
         let id = *self.current.lock();
         if let Err(e) = self.repo.backend.remove(FileType::Lock, &id.to_hex()) {
             tracing::warn!("removing lock {}: {e}", id.short());

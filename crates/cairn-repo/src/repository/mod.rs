@@ -6,7 +6,7 @@ mod locking;
 mod packer;
 
 pub use crate::error::LockConflict;
-pub use locking::{LockGuard, LockMode};
+pub use locking::{LockGuard, LockMode, release_all_locks};
 pub use packer::SaveStats;
 
 use crate::backend::{Backend, FileType};
@@ -219,6 +219,13 @@ impl Repository {
         self.opts = opts;
     }
 
+    /// Swap the storage backend of a freshly opened repository for one that serves the same
+    /// files (a cache wrapper that needs the config id, known only after opening).
+    pub fn with_backend(mut self, backend: Arc<dyn Backend>) -> Repository {
+        self.backend = backend;
+        self
+    }
+
     /// The storage backend.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
@@ -368,6 +375,14 @@ impl Repository {
             }
             idx.add_index_file(f);
         }
+        let tree_packs: std::collections::HashSet<Id> = idx
+            .iter()
+            .filter(|(t, _, _)| *t == crate::BlobType::Tree)
+            .map(|(_, _, loc)| loc.pack_id)
+            .collect();
+        drop(idx);
+        let names: Vec<String> = tree_packs.iter().map(Id::to_hex).collect();
+        self.backend.hint_tree_packs(&names);
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ fn files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            out.push(PathBuf::from(line));
+            out.extend(expand_glob(line));
         }
     }
     for f in &a.files_from_verbatim {
@@ -46,6 +46,54 @@ fn files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// Expand a `--files-from` line with glob characters like Go's `filepath.Glob` (each
+/// component matched separately); a pattern that matches nothing is kept as it is, so it is
+/// reported as a missing source.
+fn expand_glob(pattern: &str) -> Vec<PathBuf> {
+    if !pattern.contains(['*', '?', '[']) {
+        return vec![PathBuf::from(pattern)];
+    }
+    let mut current = vec![if pattern.starts_with('/') {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    }];
+    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
+        let mut next = Vec::new();
+        for base in &current {
+            if !comp.contains(['*', '?', '[']) {
+                let p = base.join(comp);
+                if p.symlink_metadata().is_ok() {
+                    next.push(p);
+                }
+                continue;
+            }
+            let dir = if base.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                base.clone()
+            };
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+            names.sort();
+            for n in names {
+                use std::os::unix::ffi::OsStrExt;
+                if cairn_engine::filter::match_pattern(comp, n.as_bytes()).unwrap_or(false) {
+                    next.push(base.join(n));
+                }
+            }
+        }
+        current = next;
+    }
+    if current.is_empty() {
+        vec![PathBuf::from(pattern)]
+    } else {
+        current
+    }
 }
 
 fn read_list(f: &PathBuf) -> Result<Vec<u8>> {
@@ -143,6 +191,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
         dry_run: a.dry_run,
         skip_if_unchanged: a.skip_if_unchanged,
         threads: a.read_concurrency.unwrap_or(0),
+        scan_totals: output::show_progress(g.json, g.quiet) || (g.json && !g.quiet),
         stdin: a.stdin.then(|| StdinSource {
             filename: a.stdin_filename.clone(),
         }),

@@ -68,7 +68,13 @@ pub fn run(g: &GlobalOpts, a: &CatArgs) -> Result<()> {
             } else {
                 BlobType::Data
             };
-            let id = resolve_blob(&repo, t, &spec)?;
+            let id = if t == BlobType::Tree && (spec.contains(':') || spec == "latest") {
+                // `cat tree SNAPSHOT[:subfolder]` like restic >= 0.17.
+                let none = cairn_repo::snapshot::SnapshotFilter::default();
+                super::query::resolve(&repo, &spec, &none)?.2
+            } else {
+                resolve_blob(&repo, t, &spec)?
+            };
             let data = repo.load_blob(t, &id)?;
             if t == BlobType::Tree {
                 pretty(&data)

@@ -25,7 +25,11 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Unlock(a) => {
             let repo = crate::open::open(g)?;
             let n = repo.unlock(a.remove_all)?;
-            if !g.quiet && !g.json {
+            if g.json {
+                crate::output::json_line(
+                    &serde_json::json!({"message_type": "unlock", "removed": n}),
+                );
+            } else if !g.quiet {
                 println!("successfully removed {n} locks");
             }
             Ok(())
@@ -111,6 +115,12 @@ pub fn snapshot_filter(f: &SnapshotFilterArgs) -> SnapshotFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
+    }
 
     #[test]
     fn durations() {

@@ -182,17 +182,17 @@ pub fn dump_cmd(g: &GlobalOpts, a: &DumpArgs) -> Result<()> {
             let f = std::fs::File::create(path)
                 .with_context(|| format!("creating {}", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
-            dump(&repo, tree, &a.path, format, &mut w)?;
+            dump(&repo, tree, &a.file, format, &mut w)?;
             w.flush()?;
             w.get_ref().sync_all()?;
         }
         None => {
-            let target = cairn_engine::dump::resolve_dump_path(&repo, tree, &a.path)?;
+            let target = cairn_engine::dump::resolve_dump_path(&repo, tree, &a.file)?;
             if target.is_archive() && std::io::stdout().is_terminal() {
                 bail!("stdout is a terminal: redirect the archive to a file or use --target");
             }
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            dump(&repo, tree, &a.path, format, &mut w)?;
+            dump(&repo, tree, &a.file, format, &mut w)?;
             w.flush()?;
         }
     }
