@@ -404,6 +404,17 @@ impl PackWriter {
         }
     }
 
+    /// A writer reusing `buf` (cleared) as its pack buffer, to avoid fresh allocations.
+    pub fn with_buffer(blob_type: BlobType, mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        PackWriter {
+            blob_type,
+            buf,
+            blobs: Vec::new(),
+            header_len: 0,
+        }
+    }
+
     /// The blob type this pack is meant for.
     pub fn blob_type(&self) -> BlobType {
         self.blob_type

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Read buffer size for large files.
 const READ_SIZE: usize = 1 << 20;
@@ -78,7 +78,8 @@ pub(crate) fn save_stream(
     let mut chunker = Chunker::new(ctx.repo.chunker_tables().clone());
     let results: Mutex<Vec<(usize, Id)>> = Mutex::new(Vec::new());
     let first_err: Mutex<Option<crate::EngineError>> = Mutex::new(None);
-    let in_flight = AtomicUsize::new(0);
+    // Shared by all files: bounds the chunk bytes held in memory, whatever the file count.
+    let in_flight = &ctx.chunks_in_flight;
     let limit = ctx.max_chunks_in_flight;
     let mut total = 0u64;
     let mut count = 0usize;
@@ -137,7 +138,7 @@ pub(crate) fn save_stream(
                 }
             }
             in_flight.fetch_add(1, Ordering::AcqRel);
-            let (results, first_err, in_flight) = (&results, &first_err, &in_flight);
+            let (results, first_err) = (&results, &first_err);
             s.spawn(move |_| {
                 let len = chunk.len() as u64;
                 match ctx.store(BlobType::Data, &chunk) {

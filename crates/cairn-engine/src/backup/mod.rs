@@ -240,7 +240,8 @@ pub fn backup(
         warnings: Mutex::new(Vec::new()),
         on_warning,
         counters: Counters::default(),
-        max_chunks_in_flight: threads * 2,
+        max_chunks_in_flight: threads * 4,
+        chunks_in_flight: Default::default(),
         dry_seen: Mutex::new(HashSet::new()),
     };
     let tree = if let Some(stdin) = &opts.stdin {

@@ -68,6 +68,8 @@ pub(crate) struct Ctx<'a> {
     pub on_warning: &'a (dyn Fn(&str) + Sync),
     pub counters: Counters,
     pub max_chunks_in_flight: usize,
+    /// Chunks read but not yet stored, across all files.
+    pub chunks_in_flight: std::sync::atomic::AtomicUsize,
     /// Blobs "stored" by a dry run.
     pub dry_seen: Mutex<HashSet<(BlobType, Id)>>,
 }

@@ -78,7 +78,7 @@ pub struct Repository {
     key_id: Id,
     config: Config,
     chunker: Arc<ChunkerTables>,
-    index: RwLock<Index>,
+    index: Arc<RwLock<Index>>,
     opts: WriteOptions,
     packers: packer::Packers,
 }
@@ -208,7 +208,7 @@ impl Repository {
             key_id,
             config,
             chunker,
-            index: RwLock::new(Index::new()),
+            index: Arc::new(RwLock::new(Index::new())),
             opts,
             packers: packer::Packers::default(),
         }
@@ -327,11 +327,7 @@ impl Repository {
 
     /// Encode, encrypt and store an unpacked file; returns its id.
     pub fn save_unpacked(&self, t: FileType, json: &[u8]) -> Result<Id> {
-        let payload = compress::encode_unpacked(self.config.version, json);
-        let sealed = self.key.seal(&payload);
-        let id = Id::hash(&sealed);
-        self.backend.write(t, &id.to_hex(), &sealed)?;
-        Ok(id)
+        packer::save_unpacked_to(&*self.backend, &self.key, self.config.version, t, json)
     }
 
     /// Load one snapshot.

@@ -2,14 +2,17 @@
 //! type, pack upload, and index files written after their packs.
 
 use super::Repository;
-use crate::backend::FileType;
+use crate::backend::{Backend, FileType};
 use crate::compress::{self, CompressionMode};
-use crate::index::{IndexBlob, IndexFile, IndexPack};
+use crate::crypto::MasterKey;
+use crate::index::{Index, IndexBlob, IndexFile, IndexPack};
 use crate::pack::{PackBlob, PackWriter};
-use crate::{BlobType, Id, Result};
-use parking_lot::Mutex;
+use crate::{BlobType, Id, RepoError, Result};
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 /// Blobs per index file before a new one is started (restic: 50 000).
 const INDEX_FILE_MAX_BLOBS: usize = 50_000;
@@ -29,19 +32,149 @@ pub struct SaveStats {
     pub packs: u64,
 }
 
+/// Counters shared with the upload threads.
 #[derive(Default)]
-pub(super) struct Packers {
-    data: Mutex<Option<PackWriter>>,
-    tree: Mutex<Option<PackWriter>>,
-    /// Blobs accepted but not yet in the index (in an open or uploading pack).
-    in_flight: Mutex<HashSet<(BlobType, Id)>>,
-    /// Index entries of stored packs not yet written to an index file.
-    pending_index: Mutex<PendingIndex>,
+struct Stats {
     data_blobs: AtomicU64,
     tree_blobs: AtomicU64,
     data_added: AtomicU64,
     data_added_packed: AtomicU64,
     packs: AtomicU64,
+}
+
+type InFlight = Arc<Mutex<HashSet<(BlobType, Id)>>>;
+type BufferPool = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Pack buffers kept for reuse at most.
+const POOLED_BUFFERS: usize = 1;
+
+#[derive(Default)]
+pub(super) struct Packers {
+    data: Mutex<Option<PackWriter>>,
+    tree: Mutex<Option<PackWriter>>,
+    /// Blobs accepted but not yet in the index (in an open or uploading pack).
+    in_flight: InFlight,
+    stats: Arc<Stats>,
+    /// Pack buffers returned by the uploaders, reused for new packs (no fresh page faults).
+    buffers: BufferPool,
+    /// Started on the first full pack; uploads run beside the workers that fill packs.
+    uploader: Mutex<Option<Uploader>>,
+}
+
+/// Full packs are handed to upload threads through a small bounded queue, so encryption and
+/// compression go on while a pack is written and fsynced; the queue bound limits memory.
+struct Uploader {
+    tx: Option<SyncSender<PackWriter>>,
+    shared: Arc<UploadShared>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Uploader {
+    fn drop(&mut self) {
+        self.tx.take();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Upload threads at once (uploads are I/O bound: write + fsync).
+const UPLOAD_THREADS: usize = 2;
+
+struct UploadShared {
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    version: u32,
+    flush_packs: usize,
+    flush_interval: std::time::Duration,
+    index: Arc<RwLock<Index>>,
+    in_flight: InFlight,
+    stats: Arc<Stats>,
+    buffers: BufferPool,
+    /// Index entries of stored packs not yet written to an index file.
+    pending_index: Mutex<PendingIndex>,
+    /// Packs submitted and not yet stored.
+    busy: Mutex<usize>,
+    idle: Condvar,
+    /// The first upload error; reported by the next submit or flush.
+    error: Mutex<Option<RepoError>>,
+}
+
+impl UploadShared {
+    fn upload(&self, w: PackWriter) -> Result<()> {
+        let (pack_id, bytes, blobs) = w.finish(&self.key);
+        self.backend
+            .write(FileType::Pack, &pack_id.to_hex(), &bytes)?;
+        {
+            let mut pool = self.buffers.lock();
+            if pool.len() < POOLED_BUFFERS {
+                pool.push(bytes);
+            }
+        }
+        self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        self.index.write().add_pack(pack_id, &blobs);
+        {
+            let mut inflight = self.in_flight.lock();
+            for b in &blobs {
+                inflight.remove(&(b.blob_type, b.id));
+            }
+        }
+        let flush = {
+            let mut p = self.pending_index.lock();
+            p.file.packs.push(index_pack(pack_id, &blobs));
+            p.blobs += blobs.len();
+            p.packs += 1;
+            // Written during long backups too, so an interrupted backup resumes without
+            // uploading again what is already stored.
+            if p.blobs >= INDEX_FILE_MAX_BLOBS
+                || p.packs >= self.flush_packs
+                || p.since.elapsed() >= self.flush_interval
+            {
+                Some(std::mem::take(&mut *p).file)
+            } else {
+                None
+            }
+        };
+        if let Some(f) = flush {
+            save_unpacked_to(
+                &*self.backend,
+                &self.key,
+                self.version,
+                FileType::Index,
+                &f.to_json(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn run(self: Arc<Self>, rx: Arc<Mutex<Receiver<PackWriter>>>) {
+        loop {
+            let next = rx.lock().recv();
+            let Ok(w) = next else { return };
+            if let Err(e) = self.upload(w) {
+                self.error.lock().get_or_insert(e);
+            }
+            let mut busy = self.busy.lock();
+            *busy -= 1;
+            if *busy == 0 {
+                self.idle.notify_all();
+            }
+        }
+    }
+
+    fn take_error(&self) -> Result<()> {
+        match self.error.lock().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn wait_idle(&self) {
+        let mut busy = self.busy.lock();
+        while *busy > 0 {
+            self.idle.wait(&mut busy);
+        }
+    }
 }
 
 struct PendingIndex {
@@ -60,6 +193,21 @@ impl Default for PendingIndex {
             since: std::time::Instant::now(),
         }
     }
+}
+
+/// Encode, encrypt and store an unpacked file; returns its id.
+pub(super) fn save_unpacked_to(
+    backend: &dyn Backend,
+    key: &MasterKey,
+    version: u32,
+    t: FileType,
+    json: &[u8],
+) -> Result<Id> {
+    let payload = compress::encode_unpacked(version, json);
+    let sealed = key.seal(&payload);
+    let id = Id::hash(&sealed);
+    backend.write(t, &id.to_hex(), &sealed)?;
+    Ok(id)
 }
 
 impl Repository {
@@ -104,16 +252,15 @@ impl Repository {
             None
         };
         self.add_sealed(t, id, &sealed, uncompressed_length)?;
-        let (cnt, _) = match t {
-            BlobType::Data => (&self.packers.data_blobs, ()),
-            BlobType::Tree => (&self.packers.tree_blobs, ()),
-        };
-        cnt.fetch_add(1, Ordering::Relaxed);
-        self.packers
-            .data_added
+        let st = &self.packers.stats;
+        match t {
+            BlobType::Data => &st.data_blobs,
+            BlobType::Tree => &st.tree_blobs,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        st.data_added
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.packers
-            .data_added_packed
+        st.data_added_packed
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         Ok(true)
     }
@@ -134,7 +281,10 @@ impl Repository {
     ) -> Result<()> {
         let full = {
             let mut slot = self.slot(t).lock();
-            let w = slot.get_or_insert_with(|| PackWriter::new(t));
+            let w = slot.get_or_insert_with(|| match self.packers.buffers.lock().pop() {
+                Some(buf) => PackWriter::with_buffer(t, buf),
+                None => PackWriter::new(t),
+            });
             w.add_sealed(id, sealed, uncompressed_length)?;
             if w.len() >= self.opts.pack_size || w.header_would_overflow(true) {
                 slot.take()
@@ -149,37 +299,50 @@ impl Repository {
     }
 
     fn upload_pack(&self, w: PackWriter) -> Result<()> {
-        let (pack_id, bytes, blobs) = w.finish(&self.key);
-        self.backend
-            .write(FileType::Pack, &pack_id.to_hex(), &bytes)?;
-        self.packers.packs.fetch_add(1, Ordering::Relaxed);
-        self.index.write().add_pack(pack_id, &blobs);
-        {
-            let mut inflight = self.packers.in_flight.lock();
-            for b in &blobs {
-                inflight.remove(&(b.blob_type, b.id));
-            }
-        }
-        let flush = {
-            let mut p = self.packers.pending_index.lock();
-            p.file.packs.push(index_pack(pack_id, &blobs));
-            p.blobs += blobs.len();
-            p.packs += 1;
-            // Written during long backups too, so an interrupted backup resumes without
-            // uploading again what is already stored.
-            if p.blobs >= INDEX_FILE_MAX_BLOBS
-                || p.packs >= self.opts.index_flush_packs
-                || p.since.elapsed() >= self.opts.index_flush_interval
-            {
-                Some(std::mem::take(&mut *p).file)
-            } else {
-                None
-            }
-        };
-        if let Some(f) = flush {
-            self.save_unpacked(FileType::Index, &f.to_json())?;
+        let mut up = self.packers.uploader.lock();
+        let up = up.get_or_insert_with(|| self.start_uploader());
+        up.shared.take_error()?;
+        *up.shared.busy.lock() += 1;
+        let sent = up.tx.as_ref().map(|tx| tx.send(w));
+        if !matches!(sent, Some(Ok(()))) {
+            *up.shared.busy.lock() -= 1;
+            return Err(RepoError::Invalid("pack upload threads are gone".into()));
         }
         Ok(())
+    }
+
+    fn start_uploader(&self) -> Uploader {
+        let shared = Arc::new(UploadShared {
+            backend: Arc::clone(&self.backend),
+            key: self.key.clone(),
+            version: self.config.version,
+            flush_packs: self.opts.index_flush_packs,
+            flush_interval: self.opts.index_flush_interval,
+            index: Arc::clone(&self.index),
+            in_flight: Arc::clone(&self.packers.in_flight),
+            stats: Arc::clone(&self.packers.stats),
+            buffers: Arc::clone(&self.packers.buffers),
+            pending_index: Mutex::new(PendingIndex::default()),
+            busy: Mutex::new(0),
+            idle: Condvar::new(),
+            error: Mutex::new(None),
+        });
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PackWriter>(0);
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = (0..UPLOAD_THREADS)
+            .filter_map(|i| {
+                let (shared, rx) = (Arc::clone(&shared), Arc::clone(&rx));
+                std::thread::Builder::new()
+                    .name(format!("upload-{i}"))
+                    .spawn(move || shared.run(rx))
+                    .ok()
+            })
+            .collect();
+        Uploader {
+            tx: Some(tx),
+            shared,
+            workers,
+        }
     }
 
     /// Finish open packs, upload them, and write the pending index file.
@@ -191,7 +354,13 @@ impl Repository {
                 self.upload_pack(w)?;
             }
         }
-        let f = std::mem::take(&mut *self.packers.pending_index.lock()).file;
+        let shared = match &*self.packers.uploader.lock() {
+            Some(up) => Arc::clone(&up.shared),
+            None => return Ok(()),
+        };
+        shared.wait_idle();
+        shared.take_error()?;
+        let f = std::mem::take(&mut *shared.pending_index.lock()).file;
         if !f.packs.is_empty() {
             self.save_unpacked(FileType::Index, &f.to_json())?;
         }
@@ -200,7 +369,7 @@ impl Repository {
 
     /// Counters of blobs written so far through this handle.
     pub fn save_stats(&self) -> SaveStats {
-        let p = &self.packers;
+        let p = &self.packers.stats;
         SaveStats {
             data_blobs: p.data_blobs.load(Ordering::Relaxed),
             tree_blobs: p.tree_blobs.load(Ordering::Relaxed),

@@ -1,0 +1,5 @@
+#![no_main]
+//! `cargo fuzz run pack_tail`: see `cairn_fuzz` (fuzz/src) for the input layout and checks.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| cairn_fuzz::formats::pack_tail(data));
