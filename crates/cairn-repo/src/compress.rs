@@ -188,6 +188,15 @@ fn raw_frame_into(data: &[u8], out: &mut Vec<u8>) {
 /// With `expected_len`, the output must be exactly that long (the fast path decompresses
 /// straight into a buffer of that capacity). Output is limited to [`MAX_DECOMPRESSED_SIZE`].
 pub fn decompress(data: &[u8], expected_len: Option<usize>) -> Result<Vec<u8>, DecompressError> {
+    if data.is_empty() {
+        // Not a zstd frame. The one-shot path would accept it for `Some(0)`; the streaming
+        // path rejects it.
+        return Err(DecompressError::Zstd(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "empty input is not a zstd frame",
+        )));
+    }
+    check_windows(data)?;
     match expected_len {
         Some(n) => {
             if n > MAX_DECOMPRESSED_SIZE {
@@ -216,9 +225,59 @@ pub fn decompress(data: &[u8], expected_len: Option<usize>) -> Result<Vec<u8>, D
             {
                 return Ok(v);
             }
-            stream_decompress(data)
+            // libzstd's streaming decoder accepts some malformed frames that its one-shot
+            // decoder rejects (a compressed block of size 0). Decode again in one shot, as
+            // with a known length, so that both ways of calling accept the same input.
+            let streamed = stream_decompress(data)?;
+            bulk_decompress(data, streamed.len()).unwrap_or(Ok(streamed))
         }
     }
+}
+
+/// Largest frame window accepted: the streaming decoder's default limit (2^27 + 1 bytes).
+/// The one-shot decoder does not check windows, so without this check a frame declaring a
+/// huge window decoded with an expected length but failed without one.
+const MAX_WINDOW: u64 = (1 << 27) + 1;
+
+/// The zstd frame magic number.
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+
+/// Window size declared by the frame header at the start of `frame`; `None` for skippable or
+/// malformed frames (decompression itself reports those).
+fn frame_window(frame: &[u8]) -> Option<u64> {
+    if u32::from_le_bytes(*frame.first_chunk::<4>()?) != ZSTD_MAGIC {
+        return None;
+    }
+    let descriptor = *frame.get(4)?;
+    if descriptor & 0x20 != 0 {
+        // Single segment: the window is the content size.
+        return zstd::zstd_safe::get_frame_content_size(frame)
+            .ok()
+            .flatten();
+    }
+    let wd = *frame.get(5)?;
+    let base = 1u64 << (10 + u32::from(wd >> 3));
+    Some(base + base / 8 * u64::from(wd & 7))
+}
+
+/// Rejects input in which any frame declares a window above [`MAX_WINDOW`] (restic's
+/// encoder uses at most 8 MiB), so both decoding paths accept the same frames.
+fn check_windows(mut data: &[u8]) -> Result<(), DecompressError> {
+    while !data.is_empty() {
+        if let Some(w) = frame_window(data)
+            && w > MAX_WINDOW
+        {
+            return Err(DecompressError::Zstd(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("zstd frame window of {w} bytes exceeds the limit of {MAX_WINDOW}"),
+            )));
+        }
+        match zstd::zstd_safe::find_frame_compressed_size(data) {
+            Ok(n) if n > 0 => data = data.get(n..).unwrap_or_default(),
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// One-shot decompression into a buffer of capacity `cap`. `None` if no context is available.
@@ -386,6 +445,62 @@ mod tests {
         trailing.extend_from_slice(b"xyz");
         assert!(decompress(&trailing, None).is_err());
         assert!(decompress(&trailing, Some(data.len())).is_err());
+    }
+
+    /// Regression (found by fuzzing): empty input decompressed to `Ok([])` with an expected
+    /// length of 0 (one-shot path) but was an error without one (streaming path).
+    #[test]
+    fn empty_input_rejected_with_and_without_expected_len() {
+        assert!(decompress(&[], None).is_err());
+        assert!(decompress(&[], Some(0)).is_err());
+        assert!(decompress(&[], Some(10)).is_err());
+        assert!(decode_unpacked(2, vec![UNPACKED_ZSTD]).is_err());
+        // An empty *frame* is still fine.
+        let empty = compress(&[], 3);
+        assert_eq!(decompress(&empty, Some(0)).unwrap(), b"");
+        assert_eq!(decompress(&empty, None).unwrap(), b"");
+    }
+
+    /// Regression (found by fuzzing): a frame declaring a ~1.9 GiB window decoded with an
+    /// expected length (one-shot path, which ignores windows) but not without one
+    /// (streaming path, limited to 128 MiB). Both now reject it, also as a second frame.
+    #[test]
+    fn huge_window_rejected_by_both_paths() {
+        // Magic, descriptor 0 (window descriptor follows), window 0xa7 = 2^30 · 15/8,
+        // one last compressed block of 2 bytes: no literals, no sequences.
+        let frame = [
+            0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa7, 0x15, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert!(decompress(&frame, Some(0)).is_err());
+        assert!(decompress(&frame, None).is_err());
+        let mut two = compress(b"abc", 3);
+        two.extend_from_slice(&frame);
+        assert!(decompress(&two, Some(3)).is_err());
+        assert!(decompress(&two, None).is_err());
+        // The same frame with a 1 KiB window (descriptor 0x00) decodes on both paths.
+        let mut small = frame;
+        small[5] = 0;
+        assert_eq!(decompress(&small, Some(0)).unwrap(), b"");
+        assert_eq!(decompress(&small, None).unwrap(), b"");
+    }
+
+    /// Regression (found by fuzzing): a frame containing a compressed block of size 0 was
+    /// accepted without an expected length (libzstd's streaming decoder skips it) but
+    /// rejected with one (its one-shot decoder reports corruption).
+    #[test]
+    fn empty_compressed_block_rejected_by_both_paths() {
+        let frame = [
+            0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, // magic, descriptor, 1 KiB window
+            0x04, 0x00, 0x00, // compressed block, size 0, not last
+            0x15, 0x00, 0x00, 0x00, 0x00, // last compressed block: no literals, no sequences
+        ];
+        assert!(decompress(&frame, Some(0)).is_err());
+        assert!(decompress(&frame, None).is_err());
+        assert!(decode_unpacked(2, [&[UNPACKED_ZSTD][..], &frame].concat()).is_err());
+        // Without the empty block the frame is valid either way.
+        let valid = [&frame[..6], &frame[9..]].concat();
+        assert_eq!(decompress(&valid, Some(0)).unwrap(), b"");
+        assert_eq!(decompress(&valid, None).unwrap(), b"");
     }
 
     #[test]

@@ -571,17 +571,16 @@ pub(crate) fn decode_node(r: &mut JsonReader<'_>) -> std::result::Result<Node, S
                 }
             }
             "generic_attributes" => {
-                // Go decodes into the existing map (merging); null resets it.
+                // Go decodes into the existing map (merging); null resets it. Duplicate keys
+                // are resolved after the loop (a per-key scan here was quadratic).
                 if r.try_null()? {
                     n.generic_attributes.clear();
                 } else {
                     r.begin_object()?;
                     let mut first = true;
                     while let Some(k) = r.next_key(&mut first)? {
-                        let k = k.into_owned();
                         let raw = RawJson::new(r.raw_value()?)?;
-                        n.generic_attributes.retain(|(old, _)| *old != k);
-                        n.generic_attributes.push((k, raw));
+                        n.generic_attributes.push((k.into_owned(), raw));
                     }
                 }
             }
@@ -609,7 +608,13 @@ pub(crate) fn decode_node(r: &mut JsonReader<'_>) -> std::result::Result<Node, S
             _ => r.skip_value()?,
         }
     }
+    // Sorted by key; for a key given more than once the last value wins, as in a Go map.
+    // The sort is stable, so reversing puts each key's last value first for `dedup_by`.
     n.generic_attributes.sort_by(|a, b| a.0.cmp(&b.0));
+    n.generic_attributes.reverse();
+    n.generic_attributes
+        .dedup_by(|later, kept| later.0 == kept.0);
+    n.generic_attributes.reverse();
     n.name = gojson::go_unquote(&quoted_name)?;
     if let Some(raw) = link_raw {
         n.linktarget = raw;

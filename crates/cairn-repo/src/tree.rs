@@ -106,6 +106,13 @@ impl Tree {
     /// or a missing `nodes` is an empty tree, node names are unquoted. Order is not checked.
     /// Any syntax error, wrong type, bad ID/time/base64 or unquotable name is
     /// [`RepoError::Corrupt`].
+    ///
+    /// Memory: every node object becomes one [`Node`] (352 bytes on 64-bit targets, plus its
+    /// strings and IDs). Real nodes take well over 100 bytes of JSON, but a blob of minimal
+    /// `{}` nodes (3 bytes each) can need up to about `size_of::<Node>()` bytes per input
+    /// byte while the node vector grows — the same per-node cost as restic's Go structs.
+    /// Input size itself is bounded by the caller (decompression stops at
+    /// [`crate::compress::MAX_DECOMPRESSED_SIZE`]).
     pub fn decode(data: &[u8]) -> Result<Tree> {
         decode_tree(data).map_err(|e| RepoError::corrupt("tree blob", e))
     }

@@ -2,10 +2,9 @@
 //! `verify` after the restore. Both hash the file blob by blob (the blob id is the SHA-256 of
 //! its plaintext), like restic's `verifyFile`.
 
-use super::files::{Action, Existing};
+use super::files::{Action, Existing, FileJob};
 use super::plan::Plan;
 use super::{Overwrite, Reporter, RestoreOptions, RestoreProgress, run_parallel};
-use cairn_repo::node::Node;
 use cairn_repo::repository::Repository;
 use cairn_repo::{BlobType, Id};
 use parking_lot::Mutex;
@@ -53,7 +52,7 @@ fn open_read(path: &Path) -> io::Result<File> {
 pub(crate) fn compare_file(
     repo: &Repository,
     path: &Path,
-    node: &Node,
+    job: &FileJob,
     trust_mtime: bool,
     fail_fast: bool,
     buf: &mut Vec<u8>,
@@ -65,19 +64,19 @@ pub(crate) fn compare_file(
     }
     let mut state = FileState {
         matches: Vec::new(),
-        size_matches: m.len() == node.size,
+        size_matches: m.len() == job.size,
         nlink: m.nlink(),
     };
     if !state.size_matches && fail_fast {
         return Err(format!(
             "invalid file size: expected {}, got {}",
-            node.size,
+            job.size,
             m.len()
         ));
     }
-    let content: &[Id] = node.content.as_deref().unwrap_or_default();
+    let content: &[Id] = &job.content;
     let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-    if trust_mtime && state.size_matches && mtime_ns == node.mtime.unix_nanos() {
+    if trust_mtime && state.size_matches && mtime_ns == job.meta.mtime_ns() {
         state.matches = vec![true; content.len()];
         return Ok(state);
     }
@@ -130,13 +129,15 @@ pub(crate) fn classify_existing(
     let results: Mutex<Vec<(usize, Option<FileState>)>> = Mutex::new(Vec::new());
     {
         let files = &plan.files;
+        let plan_parents = &plan.parents;
         run_parallel(threads, candidates.len(), |k| {
             let Some(job) = candidates.get(k).and_then(|&i| files.get(i)) else {
                 return;
             };
             let mut buf = Vec::new();
             // A file that cannot be compared is restored from scratch (like restic).
-            let state = compare_file(repo, &job.path, &job.node, trust_mtime, false, &mut buf).ok();
+            let path = job.path(plan_parents);
+            let state = compare_file(repo, &path, job, trust_mtime, false, &mut buf).ok();
             if let Some(&i) = candidates.get(k) {
                 results.lock().push((i, state));
             }
@@ -154,11 +155,9 @@ pub(crate) fn classify_existing(
             job.action = Action::MetadataOnly;
             progress.files_skipped.fetch_add(1, Ordering::Relaxed);
             progress.files_done.fetch_add(1, Ordering::Relaxed);
-            progress
-                .bytes_done
-                .fetch_add(job.node.size, Ordering::Relaxed);
+            progress.bytes_done.fetch_add(job.size, Ordering::Relaxed);
         } else if state.nlink <= 1 {
-            job.reuse = Some(state.matches);
+            job.reuse = Some(state.matches.into_boxed_slice());
         }
     }
     for job in &mut plan.files {
@@ -189,8 +188,9 @@ pub(crate) fn verify_restored(
             return;
         };
         let mut buf = Vec::new();
-        if let Err(e) = compare_file(repo, &job.path, &job.node, false, true, &mut buf) {
-            errors.lock().push(format!("{}: {e}", job.path.display()));
+        let path = plan.file_path(job);
+        if let Err(e) = compare_file(repo, &path, job, false, true, &mut buf) {
+            errors.lock().push(format!("{}: {e}", path.display()));
         }
         checked.fetch_add(1, Ordering::Relaxed);
         progress.files_verified.fetch_add(1, Ordering::Relaxed);

@@ -1,23 +1,28 @@
 //! File contents: map every needed data blob to the (file, offset) pairs that use it, group
-//! blobs by pack, read each pack's needed byte ranges on worker threads (nearby blobs
-//! coalesced into one read), decode each blob once and write it everywhere it is used.
+//! blobs by pack, read the needed byte ranges of each pack on worker threads (nearby blobs
+//! coalesced into one read of bounded size), decode each blob once, in place, and write it
+//! everywhere it is used.
 
 use super::files::{Action, FileJob, WriteEnv};
 use super::meta::MetaCtx;
 use super::plan::Plan;
 use super::{Reporter, RestoreOptions, run_parallel};
 use cairn_repo::backend::FileType;
+use cairn_repo::crypto::MasterKey;
 use cairn_repo::pack::PackBlob;
 use cairn_repo::repository::Repository;
 use cairn_repo::{BlobType, Id};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Unused bytes between two needed blobs above which a new read is started (restic: 1 MiB).
 const MAX_GAP: u64 = 1 << 20;
-/// Largest single range read (one blob may exceed it on its own).
-const MAX_RANGE: u64 = 16 << 20;
+/// Largest single range read (one blob may exceed it on its own). Each worker holds one read
+/// and one decompressed blob at a time, so this bounds the memory in flight; reads this size
+/// also stay below glibc's mmap threshold, so their memory is reused instead of re-faulted.
+pub(crate) const MAX_RANGE: u64 = 2 << 20;
 
 /// One distinct blob to fetch.
 struct BlobRef {
@@ -51,6 +56,15 @@ struct Use {
     off: u64,
 }
 
+/// One range read: a run of distinct blobs of one pack (indices into [`Layout::runs`]) and
+/// the byte range of the pack that holds them.
+struct Read {
+    pack: u32,
+    runs: Range<usize>,
+    start: u64,
+    end: u64,
+}
+
 /// Counts from [`restore_contents`].
 #[derive(Debug, Default)]
 pub(crate) struct FetchStats {
@@ -65,6 +79,8 @@ struct Layout {
     blobs: Vec<BlobRef>,
     packs: Vec<Id>,
     uses: Vec<Use>,
+    /// Distinct blobs in pack/offset order, each with its run of `uses`.
+    runs: Vec<(u32, Range<usize>)>,
 }
 
 fn layout(repo: &Repository, plan: &mut Plan, rep: &Reporter<'_>) -> Layout {
@@ -75,20 +91,24 @@ fn layout(repo: &Repository, plan: &mut Plan, rep: &Reporter<'_>) -> Layout {
     let mut uses: Vec<Use> = Vec::new();
     let progress = rep.progress();
     let index = repo.index();
+    let parents = &plan.parents;
     for (fi, job) in plan.files.iter_mut().enumerate() {
         if job.action != Action::Write {
             continue;
         }
         let Ok(file_no) = u32::try_from(fi) else {
             job.failed.store(true, Ordering::Relaxed);
-            rep.error(format!("{}: too many files", super::show(&job.location)));
+            rep.error(format!(
+                "{}: too many files",
+                super::show(&job.location(parents))
+            ));
             continue;
         };
         let start = uses.len();
         let mut off = 0u64;
         let mut matched = 0u64;
         let mut missing = None;
-        for (i, id) in job.node.content.iter().flatten().enumerate() {
+        for (i, id) in job.content.iter().enumerate() {
             let b = match blob_ix.get(id) {
                 Some(&b) => b,
                 None => {
@@ -132,7 +152,7 @@ fn layout(repo: &Repository, plan: &mut Plan, rep: &Reporter<'_>) -> Layout {
             progress.files_done.fetch_add(1, Ordering::Relaxed);
             rep.error(format!(
                 "{}: blob {} not found in index, file not restored",
-                super::show(&job.location),
+                super::show(&job.location(parents)),
                 id
             ));
             continue;
@@ -142,6 +162,7 @@ fn layout(repo: &Repository, plan: &mut Plan, rep: &Reporter<'_>) -> Layout {
         job.pending.store(n, Ordering::Relaxed);
     }
     drop(index);
+    drop(blob_ix);
     let key = |u: &Use| {
         let b = blobs.get(u.blob as usize);
         (
@@ -153,18 +174,57 @@ fn layout(repo: &Repository, plan: &mut Plan, rep: &Reporter<'_>) -> Layout {
         )
     };
     uses.sort_unstable_by_key(key);
-    Layout { blobs, packs, uses }
+    let mut runs: Vec<(u32, Range<usize>)> = Vec::new();
+    for (i, u) in uses.iter().enumerate() {
+        match runs.last_mut() {
+            Some((b, r)) if *b == u.blob => r.end = i + 1,
+            _ => runs.push((u.blob, i..i + 1)),
+        }
+    }
+    Layout {
+        blobs,
+        packs,
+        uses,
+        runs,
+    }
 }
 
-/// Split the sorted uses into one range per pack.
-fn pack_groups(l: &Layout) -> Vec<(u32, Range<usize>)> {
-    let mut out: Vec<(u32, Range<usize>)> = Vec::new();
-    for (i, u) in l.uses.iter().enumerate() {
-        let pack = l.blobs.get(u.blob as usize).map_or(0, |b| b.pack);
-        match out.last_mut() {
-            Some((p, r)) if *p == pack => r.end = i + 1,
-            _ => out.push((pack, i..i + 1)),
+/// All range reads, pack by pack.
+fn reads(l: &Layout) -> Vec<Read> {
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < l.runs.len() {
+        let pack_of = |i: usize| {
+            l.runs
+                .get(i)
+                .and_then(|(b, _)| l.blobs.get(*b as usize))
+                .map_or(0, |b| b.pack)
+        };
+        let pack = pack_of(k);
+        let mut j = k + 1;
+        while j < l.runs.len() && pack_of(j) == pack {
+            j += 1;
         }
+        let extents: Vec<(u64, u64)> = l
+            .runs
+            .get(k..j)
+            .unwrap_or_default()
+            .iter()
+            .map(|(b, _)| {
+                l.blobs
+                    .get(*b as usize)
+                    .map_or((0, 0), |r| (u64::from(r.offset), r.end()))
+            })
+            .collect();
+        for (r, start, end) in plan_reads(&extents) {
+            out.push(Read {
+                pack,
+                runs: k + r.start..k + r.end,
+                start,
+                end,
+            });
+        }
+        k = j;
     }
     out
 }
@@ -179,6 +239,7 @@ pub(crate) fn restore_contents(
     rep: &Reporter<'_>,
 ) -> FetchStats {
     let l = layout(repo, plan, rep);
+    let plan: &Plan = plan;
     let files = &plan.files;
     let writable = || {
         files
@@ -189,7 +250,7 @@ pub(crate) fn restore_contents(
         let mut stats = FetchStats::default();
         for f in writable() {
             stats.files_restored += 1;
-            stats.bytes_written += f.node.size;
+            stats.bytes_written += f.size;
         }
         let p = rep.progress();
         p.files_done
@@ -199,6 +260,7 @@ pub(crate) fn restore_contents(
         return stats;
     }
     let env = WriteEnv {
+        parents: &plan.parents,
         allow_recursive_delete: opts.delete,
         meta: ctx,
         rep,
@@ -209,19 +271,17 @@ pub(crate) fn restore_contents(
     let no_blobs: Vec<&FileJob> = writable()
         .filter(|f| f.pending.load(Ordering::Relaxed) == 0)
         .collect();
-    let groups = pack_groups(&l);
+    let reads = reads(&l);
     let progress = rep.progress();
-    run_parallel(threads, no_blobs.len() + groups.len(), |i| {
+    let key = repo.master_key();
+    run_parallel(threads, no_blobs.len() + reads.len(), |i| {
         if progress.is_cancelled() {
             return;
         }
         if let Some(f) = no_blobs.get(i) {
             f.finish(&env);
-        } else if let Some((pack, range)) =
-            i.checked_sub(no_blobs.len()).and_then(|k| groups.get(k))
-        {
-            let uses = l.uses.get(range.clone()).unwrap_or_default();
-            fetch_pack(repo, &l, *pack, uses, files, &env);
+        } else if let Some(read) = i.checked_sub(no_blobs.len()).and_then(|k| reads.get(k)) {
+            fetch_range(repo, key, &l, read, files, &env);
         }
     });
     let files_restored = writable().count() as u64;
@@ -231,81 +291,99 @@ pub(crate) fn restore_contents(
     }
 }
 
-/// Read the needed parts of one pack and deliver its blobs. `uses` are this pack's uses,
-/// sorted by blob offset.
-fn fetch_pack(
+/// Read one range of a pack and deliver its blobs.
+fn fetch_range(
     repo: &Repository,
+    key: &MasterKey,
     l: &Layout,
-    pack: u32,
-    uses: &[Use],
+    read: &Read,
     files: &[FileJob],
     env: &WriteEnv<'_>,
 ) {
-    let Some(pack_id) = l.packs.get(pack as usize) else {
+    let Some(pack_id) = l.packs.get(read.pack as usize) else {
         return;
     };
-    let pack_name = pack_id.to_hex();
-    // Distinct blobs in offset order, each with its run of uses.
-    let mut runs: Vec<(u32, Range<usize>)> = Vec::new();
-    for (i, u) in uses.iter().enumerate() {
-        match runs.last_mut() {
-            Some((b, r)) if *b == u.blob => r.end = i + 1,
-            _ => runs.push((u.blob, i..i + 1)),
-        }
-    }
-    let extents: Vec<(u64, u64)> = runs
-        .iter()
-        .map(|(b, _)| {
-            l.blobs
-                .get(*b as usize)
-                .map_or((0, 0), |r| (u64::from(r.offset), r.end()))
-        })
-        .collect();
-    for (blob_range, start, end) in plan_reads(&extents) {
-        let raw = repo
-            .backend()
-            .read_range(FileType::Pack, &pack_name, start, end - start);
-        for (b, r) in runs.get(blob_range).unwrap_or_default() {
-            let Some(blob) = l.blobs.get(*b as usize) else {
-                continue;
-            };
-            let targets = uses.get(r.clone()).unwrap_or_default();
-            let data = match &raw {
-                Ok(raw) => {
-                    let a = u64::from(blob.offset).saturating_sub(start) as usize;
-                    match raw.get(a..a + blob.length as usize) {
-                        Some(bytes) => repo
-                            .decode_blob(bytes, &blob.pack_blob())
-                            .map_err(|e| e.to_string()),
-                        None => Err("pack shorter than expected".to_string()),
+    let mut raw = repo.backend().read_range(
+        FileType::Pack,
+        &pack_id.to_hex(),
+        read.start,
+        read.end - read.start,
+    );
+    for (b, r) in l.runs.get(read.runs.clone()).unwrap_or_default() {
+        let Some(blob) = l.blobs.get(*b as usize) else {
+            continue;
+        };
+        let targets = l.uses.get(r.clone()).unwrap_or_default();
+        let data = match &mut raw {
+            Ok(raw) => {
+                let a = u64::from(blob.offset).saturating_sub(read.start) as usize;
+                match raw.get_mut(a..a + blob.length as usize) {
+                    Some(bytes) => decode_in_place(key, bytes, blob),
+                    None => Err("pack shorter than expected".to_string()),
+                }
+            }
+            Err(e) => Err(format!("reading pack {}: {e}", pack_id.short())),
+        };
+        // A damaged copy: try any other copy the index knows.
+        let data = data.or_else(|first_err| {
+            repo.load_blob(BlobType::Data, &blob.id)
+                .map(Cow::Owned)
+                .map_err(|_| first_err)
+        });
+        match data {
+            Ok(data) => {
+                for u in targets {
+                    if let Some(f) = files.get(u.file as usize) {
+                        f.deliver(&data, u.off, env);
                     }
                 }
-                Err(e) => Err(format!("reading pack {}: {e}", pack_id.short())),
-            };
-            // A damaged copy: try any other copy the index knows.
-            let data = data.or_else(|first_err| {
-                repo.load_blob(BlobType::Data, &blob.id)
-                    .map_err(|_| first_err)
-            });
-            match data {
-                Ok(data) => {
-                    for u in targets {
-                        if let Some(f) = files.get(u.file as usize) {
-                            f.deliver(&data, u.off, env);
-                        }
-                    }
-                }
-                Err(e) => {
-                    for u in targets {
-                        if let Some(f) = files.get(u.file as usize) {
-                            f.fail(env, format!("blob {}: {e}", blob.id));
-                            f.release(env);
-                        }
+            }
+            Err(e) => {
+                for u in targets {
+                    if let Some(f) = files.get(u.file as usize) {
+                        f.fail(env, format!("blob {}: {e}", blob.id));
+                        f.release(env);
                     }
                 }
             }
         }
     }
+}
+
+/// Authenticate and decrypt one blob's bytes in place, decompress if needed, and check that
+/// the plaintext hashes to the blob id. Uncompressed blobs are returned without a copy.
+fn decode_in_place<'a>(
+    key: &MasterKey,
+    bytes: &'a mut [u8],
+    blob: &BlobRef,
+) -> Result<Cow<'a, [u8]>, String> {
+    let plain = key
+        .open_slice_in_place(bytes)
+        .map_err(|e| format!("data blob {}: {e}", blob.id))?;
+    let data = match blob.ulen {
+        None => Cow::Borrowed(&*plain),
+        Some(n) => {
+            let n = n as usize;
+            let d = cairn_repo::compress::decompress(plain, Some(n))
+                .map_err(|e| format!("data blob {}: decompress: {e}", blob.id))?;
+            if d.len() != n {
+                return Err(format!(
+                    "data blob {}: decompressed to {} bytes, expected {n}",
+                    blob.id,
+                    d.len()
+                ));
+            }
+            Cow::Owned(d)
+        }
+    };
+    let got = Id::hash(&data);
+    if got != blob.id {
+        return Err(format!(
+            "data blob {}: content hash mismatch: plaintext hashes to {got}",
+            blob.id
+        ));
+    }
+    Ok(data)
 }
 
 /// Group blobs of one pack, given as `(offset, end)` sorted by offset, into range reads:

@@ -2,9 +2,9 @@
 //! passes: special nodes and hard links, metadata-only files, directory metadata.
 
 use super::files::{Action, remove_in_the_way};
-use super::plan::{NodeKind, Plan};
+use super::plan::{NodeJob, NodeKind, Plan};
 use super::{Reporter, RestoreOptions, run_parallel, show};
-use cairn_repo::node::{Node, NodeType, unix_perm_from_go};
+use cairn_repo::node::{ExtendedAttribute, Node, NodeType, unix_perm_from_go};
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use parking_lot::Mutex;
@@ -48,24 +48,24 @@ impl MetaCtx {
     }
 
     /// uid and gid to restore (numeric, or looked up by name with `ownership_by_name`).
-    fn owner(&self, node: &Node) -> (u32, u32) {
-        if !self.by_name {
-            return (node.uid, node.gid);
-        }
-        let uid = lookup(&self.users, &node.user, |n| {
+    fn owner(&self, meta: &Meta) -> (u32, u32) {
+        let Some(names) = meta.names.as_deref().filter(|_| self.by_name) else {
+            return (meta.uid, meta.gid);
+        };
+        let uid = lookup(&self.users, &names.0, |n| {
             nix::unistd::User::from_name(n)
                 .ok()
                 .flatten()
                 .map(|u| u.uid.as_raw())
         })
-        .unwrap_or(node.uid);
-        let gid = lookup(&self.groups, &node.group, |n| {
+        .unwrap_or(meta.uid);
+        let gid = lookup(&self.groups, &names.1, |n| {
             nix::unistd::Group::from_name(n)
                 .ok()
                 .flatten()
                 .map(|g| g.gid.as_raw())
         })
-        .unwrap_or(node.gid);
+        .unwrap_or(meta.gid);
         (uid, gid)
     }
 }
@@ -86,6 +86,51 @@ fn lookup(
     v
 }
 
+/// The metadata of one node that a restore applies (a compact copy of the node's fields:
+/// the plan keeps one per restored entry).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meta {
+    /// Go `FileMode` bits.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Modification time: seconds and nanoseconds since the epoch.
+    pub mtime: (i64, u32),
+    /// Access time.
+    pub atime: (i64, u32),
+    /// User and group names (only kept for `ownership_by_name`).
+    pub names: Option<Box<(String, String)>>,
+    /// Extended attributes.
+    pub xattrs: Box<[ExtendedAttribute]>,
+}
+
+impl Meta {
+    /// The fields of `node` a restore needs; `names`: keep the owner names.
+    pub(crate) fn from_node(node: &mut Node, names: bool) -> Meta {
+        Meta {
+            mode: node.mode,
+            uid: node.uid,
+            gid: node.gid,
+            mtime: node.mtime.unix(),
+            atime: node.atime.unix(),
+            names: names.then(|| {
+                Box::new((
+                    std::mem::take(&mut node.user),
+                    std::mem::take(&mut node.group),
+                ))
+            }),
+            xattrs: std::mem::take(&mut node.extended_attributes).into_boxed_slice(),
+        }
+    }
+
+    /// The modification time in nanoseconds since the epoch.
+    pub(crate) fn mtime_ns(&self) -> i128 {
+        i128::from(self.mtime.0) * 1_000_000_000 + i128::from(self.mtime.1)
+    }
+}
+
 /// Where metadata is applied: an open file (cheaper: no path lookups) or a path (never
 /// followed when it is a symlink).
 #[derive(Clone, Copy)]
@@ -99,8 +144,7 @@ pub(crate) enum MetaTarget<'a> {
     },
 }
 
-fn timespec(t: &cairn_repo::gotime::GoTime) -> TimeSpec {
-    let (s, ns) = t.unix();
+fn timespec((s, ns): (i64, u32)) -> TimeSpec {
     TimeSpec::new(s, i64::from(ns))
 }
 
@@ -116,11 +160,11 @@ fn xattr_unsupported(e: &io::Error) -> bool {
 pub(crate) fn apply(
     t: MetaTarget<'_>,
     path: &Path,
-    node: &Node,
+    node: &Meta,
     existed: bool,
     ctx: &MetaCtx,
     rep: &Reporter<'_>,
-    loc: &[u8],
+    loc: &dyn Fn() -> Vec<u8>,
 ) {
     let mut first_err: Option<(&str, io::Error)> = None;
     let mut note = |what: &'static str, e: io::Error| {
@@ -143,7 +187,7 @@ pub(crate) fn apply(
     }
 
     // Extended attributes (problems are warnings).
-    for xa in &node.extended_attributes {
+    for xa in &node.xattrs {
         let r = match t {
             MetaTarget::File(f) => xattr::FileExt::set_xattr(f, &xa.name, &xa.value),
             MetaTarget::Path { .. } => xattr::set(path, &xa.name, &xa.value),
@@ -153,7 +197,7 @@ pub(crate) fn apply(
         {
             rep.warn(format!(
                 "{}: cannot restore extended attribute {:?}: {e}",
-                show(loc),
+                show(&loc()),
                 xa.name
             ));
         }
@@ -163,7 +207,7 @@ pub(crate) fn apply(
     }
 
     // Times.
-    let (atime, mtime) = (timespec(&node.atime), timespec(&node.mtime));
+    let (atime, mtime) = (timespec(node.atime), timespec(node.mtime));
     let r = match t {
         MetaTarget::File(f) => nix::sys::stat::futimens(f.as_raw_fd(), &atime, &mtime),
         MetaTarget::Path { .. } => {
@@ -188,7 +232,7 @@ pub(crate) fn apply(
     if let Some((what, e)) = first_err {
         rep.error(format!(
             "{}: cannot restore metadata ({what}): {e}",
-            show(loc)
+            show(&loc())
         ));
     }
 }
@@ -196,9 +240,9 @@ pub(crate) fn apply(
 fn remove_unexpected_xattrs(
     t: &MetaTarget<'_>,
     path: &Path,
-    node: &Node,
+    node: &Meta,
     rep: &Reporter<'_>,
-    loc: &[u8],
+    loc: &dyn Fn() -> Vec<u8>,
 ) {
     let listed = match t {
         MetaTarget::File(f) => xattr::FileExt::list_xattr(*f),
@@ -210,12 +254,7 @@ fn remove_unexpected_xattrs(
     for name in names {
         let bytes = name.as_bytes();
         // Only the user namespace: security.* / system.* are managed by the system.
-        if !bytes.starts_with(b"user.")
-            || node
-                .extended_attributes
-                .iter()
-                .any(|x| x.name.as_bytes() == bytes)
-        {
+        if !bytes.starts_with(b"user.") || node.xattrs.iter().any(|x| x.name.as_bytes() == bytes) {
             continue;
         }
         let r = match t {
@@ -227,7 +266,7 @@ fn remove_unexpected_xattrs(
         {
             rep.warn(format!(
                 "{}: cannot remove extended attribute {:?}: {e}",
-                show(loc),
+                show(&loc()),
                 name.to_string_lossy()
             ));
         }
@@ -245,22 +284,23 @@ pub(crate) struct FinishStats {
     pub deleted: u64,
 }
 
-/// Create a symlink, fifo or device node at `path` (something in the way is removed first).
-fn create_node(node: &Node, path: &Path, exists: bool, recursive: bool) -> io::Result<()> {
-    if exists {
+/// Create a symlink, fifo or device node at its path (something in the way is removed first).
+fn create_node(job: &NodeJob, recursive: bool) -> io::Result<()> {
+    let path = &job.path;
+    if job.exists {
         remove_in_the_way(path, recursive)?;
     }
     let perm = Mode::from_bits_truncate(0o600);
-    match node.node_type {
-        NodeType::Symlink => std::os::unix::fs::symlink(OsStr::from_bytes(&node.linktarget), path),
+    match job.node_type {
+        NodeType::Symlink => std::os::unix::fs::symlink(OsStr::from_bytes(&job.linktarget), path),
         NodeType::Fifo => nix::unistd::mkfifo(path, perm).map_err(io::Error::from),
-        NodeType::Dev => nix::sys::stat::mknod(path, SFlag::S_IFBLK, perm, node.device as _)
+        NodeType::Dev => nix::sys::stat::mknod(path, SFlag::S_IFBLK, perm, job.device as _)
             .map_err(io::Error::from),
-        NodeType::CharDev => nix::sys::stat::mknod(path, SFlag::S_IFCHR, perm, node.device as _)
+        NodeType::CharDev => nix::sys::stat::mknod(path, SFlag::S_IFCHR, perm, job.device as _)
             .map_err(io::Error::from),
         _ => Err(io::Error::other(format!(
             "cannot create node of type {}",
-            node.node_type
+            job.node_type
         ))),
     }
 }
@@ -287,7 +327,7 @@ pub(crate) fn finish(
             return;
         }
         let r = match &job.kind {
-            NodeKind::Special => create_node(&job.node, &job.path, job.exists, opts.delete),
+            NodeKind::Special => create_node(job, opts.delete),
             NodeKind::Hardlink(first) => {
                 let r = if job.exists {
                     remove_in_the_way(&job.path, opts.delete)
@@ -301,19 +341,19 @@ pub(crate) fn finish(
         match r {
             Ok(()) => {
                 created.fetch_add(1, Ordering::Relaxed);
-                let symlink = job.node.node_type == NodeType::Symlink;
+                let symlink = job.node_type == NodeType::Symlink;
                 apply(
                     MetaTarget::Path { symlink },
                     &job.path,
-                    &job.node,
+                    &job.meta,
                     false,
                     ctx,
                     rep,
-                    loc,
+                    &|| loc.clone(),
                 );
             }
             Err(e)
-                if matches!(job.node.node_type, NodeType::Dev | NodeType::CharDev)
+                if matches!(job.node_type, NodeType::Dev | NodeType::CharDev)
                     && !ctx.is_root()
                     && matches!(e.raw_os_error(), Some(libc::EPERM)) =>
             {
@@ -339,12 +379,12 @@ pub(crate) fn finish(
             if let Some(job) = meta_only.get(i).and_then(|&j| plan.files.get(j)) {
                 apply(
                     MetaTarget::Path { symlink: false },
-                    &job.path,
-                    &job.node,
+                    &plan.file_path(job),
+                    &job.meta,
                     true,
                     ctx,
                     rep,
-                    &job.location,
+                    &|| plan.file_location(job),
                 );
             }
         });
@@ -356,11 +396,11 @@ pub(crate) fn finish(
             apply(
                 MetaTarget::Path { symlink: false },
                 &d.path,
-                &d.node,
+                &d.meta,
                 !d.fresh,
                 ctx,
                 rep,
-                &d.location,
+                &|| d.location.clone(),
             );
         }
         dirs += 1;

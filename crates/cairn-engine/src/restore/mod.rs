@@ -20,6 +20,7 @@ mod files;
 mod meta;
 mod plan;
 mod select;
+mod trees;
 
 #[cfg(test)]
 mod tests;
@@ -281,7 +282,7 @@ fn worker_count(threads: usize) -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    (cores * 2).clamp(4, 16)
+    cores.clamp(2, 16)
 }
 
 /// Restore the tree `root_tree` into `opts.target`.
@@ -318,18 +319,11 @@ pub fn restore(
     let threads = worker_count(opts.threads);
     let ctx = meta::MetaCtx::new(opts.ownership_by_name);
 
-    let t0 = std::time::Instant::now();
-    let tm = |w: &str| {
-        if std::env::var_os("CAIRN_RT").is_some() {
-            eprintln!("TIMING {w} {:.3}", t0.elapsed().as_secs_f64());
-        }
-    };
     // 1. Walk and plan (creates directories unless dry run).
     let mut planned = plan::build(
         repo, root_tree, &target, opts, &selector, &reporter, threads,
     )?;
     progress.planned.store(true, Ordering::Relaxed);
-    tm("plan");
 
     let mut result = RestoreResult::default();
 
@@ -348,9 +342,7 @@ pub fn restore(
     stop()?;
 
     // 3. Contents.
-    tm("classify");
     let fetch_stats = fetch::restore_contents(repo, &mut planned, opts, threads, &ctx, &reporter);
-    tm("contents");
     result.bytes_written = fetch_stats.bytes_written;
 
     stop()?;
@@ -358,7 +350,6 @@ pub fn restore(
     // 4. Special nodes, hard links, metadata-only files, deletion, directory metadata.
     let finish = meta::finish(&planned, opts, threads, &ctx, &reporter);
     result.files_deleted = finish.deleted;
-    tm("finish");
     result.dirs = finish.dirs;
 
     result.files_restored = fetch_stats.files_restored + finish.nodes_created;

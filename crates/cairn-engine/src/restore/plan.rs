@@ -1,15 +1,16 @@
 //! The first pass: walk the tree, apply the filters, create directories, and collect what has
 //! to be restored. Unexpected entries are removed (`delete`) when a directory's walk completes.
+//! Trees are loaded ahead of the walk by helper threads ([`Loader`]).
 
 use super::files::{Existing, FileJob};
+use super::meta::Meta;
 use super::select::Selector;
-use super::{Overwrite, Reporter, RestoreOptions, run_parallel, show};
+use super::trees::Loader;
+use super::{Overwrite, Reporter, RestoreOptions, show};
 use crate::error::{EngineError, Result};
 use cairn_repo::Id;
 use cairn_repo::node::{Node, NodeType};
 use cairn_repo::repository::Repository;
-use cairn_repo::tree::Tree;
-use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
@@ -19,12 +20,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 /// Deepest directory nesting walked (paths that deep cannot be created anyway).
-const MAX_DEPTH: usize = 2048;
+pub(super) const MAX_DEPTH: usize = 2048;
 /// Stack size of the walking thread.
 const WALK_STACK: usize = 256 << 20;
-/// Subtrees of one directory loaded ahead of the walk (in parallel); bounds memory to
-/// this many trees per directory level.
-const PREFETCH: usize = 32;
+
+/// A directory that holds restored files (the files refer to it by index).
+pub(crate) struct Parent {
+    /// Target path.
+    pub path: PathBuf,
+    /// Path inside the snapshot tree, for messages.
+    pub location: Vec<u8>,
+}
 
 /// A directory whose metadata is restored at the end.
 pub(crate) struct DirJob {
@@ -32,8 +38,8 @@ pub(crate) struct DirJob {
     pub path: PathBuf,
     /// Path inside the snapshot tree, for messages.
     pub location: Vec<u8>,
-    /// The directory's node.
-    pub node: Node,
+    /// The directory's metadata.
+    pub meta: Meta,
     /// Created by this restore (so it has no stale extended attributes).
     pub fresh: bool,
 }
@@ -52,8 +58,14 @@ pub(crate) struct NodeJob {
     pub path: PathBuf,
     /// Path inside the snapshot tree, for messages.
     pub location: Vec<u8>,
-    /// The node.
-    pub node: Node,
+    /// Metadata to restore.
+    pub meta: Meta,
+    /// Node type.
+    pub node_type: NodeType,
+    /// Symlink target.
+    pub linktarget: Box<[u8]>,
+    /// `st_rdev` of a device.
+    pub device: u64,
     /// What to create.
     pub kind: NodeKind,
     /// Something exists at the path (it is removed first).
@@ -63,6 +75,8 @@ pub(crate) struct NodeJob {
 /// Everything the later passes need.
 #[derive(Default)]
 pub(crate) struct Plan {
+    /// Directories holding files; [`FileJob::parent`] indexes this.
+    pub parents: Vec<Parent>,
     /// Regular files (first names of hard links included).
     pub files: Vec<FileJob>,
     /// Symlinks, special files, further hard-link names.
@@ -71,6 +85,18 @@ pub(crate) struct Plan {
     pub dirs: Vec<DirJob>,
     /// Entries removed (or that would be, in a dry run) by `delete`.
     pub deleted: u64,
+}
+
+impl Plan {
+    /// Target path of a file.
+    pub(crate) fn file_path(&self, f: &FileJob) -> PathBuf {
+        f.path(&self.parents)
+    }
+
+    /// Snapshot path of a file, for messages.
+    pub(crate) fn file_location(&self, f: &FileJob) -> Vec<u8> {
+        f.location(&self.parents)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -87,18 +113,19 @@ struct Frame {
     path: PathBuf,
     location: Vec<u8>,
     state: DirState,
+    /// Index in [`Plan::parents`] once a file below was added.
+    parent: Option<u32>,
 }
 
 struct Walker<'a> {
-    repo: &'a Repository,
     opts: &'a RestoreOptions,
     sel: &'a Selector,
     rep: &'a Reporter<'a>,
+    loader: &'a Loader<'a>,
     plan: Plan,
     hardlinks: HashMap<(u64, u64), PathBuf>,
     frames: Vec<Frame>,
     delete: bool,
-    threads: usize,
 }
 
 /// Walk `root` and build the plan; creates the target and the directories unless dry run.
@@ -134,46 +161,57 @@ pub(crate) fn build(
     }
     // The root tree must load; later trees only fail their directory.
     let root_tree = repo.load_tree(&root)?;
+    let loader = Loader::new(repo, sel);
+    loader.start(&root_tree);
     let mut w = Walker {
-        repo,
         opts,
         sel,
         rep,
+        loader: &loader,
         plan: Plan::default(),
         hardlinks: HashMap::new(),
         frames: vec![Frame {
             path: target.to_path_buf(),
             location: Vec::new(),
             state: DirState::Ready { fresh },
+            parent: None,
         }],
         delete: opts.delete,
-        threads,
     };
     let walk = move || {
         let (restored, names) = w.walk_nodes(root_tree.nodes, 0);
         if restored && let Some(names) = names {
             w.delete_unexpected(0, &names);
         }
+        w.loader.stop();
         w.plan
     };
     // The walk recurses once per directory level: give it a large stack of its own (only the
     // pages used are committed), so deep trees work whatever thread calls `restore`.
     std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            // Without helpers the walk loads every tree itself.
+            let _ = std::thread::Builder::new()
+                .name("restore-trees".into())
+                .spawn_scoped(s, || loader.helper());
+        }
         let spawned = std::thread::Builder::new()
             .name("restore-walk".into())
             .stack_size(WALK_STACK)
             .spawn_scoped(s, walk);
-        match spawned {
+        let r = match spawned {
             Ok(handle) => handle
                 .join()
                 .map_err(|_| EngineError::Invalid("restore: the tree walk panicked".into())),
             Err(e) => Err(EngineError::io(target, e)),
-        }
+        };
+        loader.stop();
+        r
     })
 }
 
 /// `location/name`.
-fn child_location(location: &[u8], name: &[u8]) -> Vec<u8> {
+pub(crate) fn child_location(location: &[u8], name: &[u8]) -> Vec<u8> {
     let mut loc = Vec::with_capacity(location.len() + 1 + name.len());
     loc.extend_from_slice(location);
     loc.push(b'/');
@@ -182,7 +220,7 @@ fn child_location(location: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// restic rejects names that would leave the directory (`filepath.Base(Join("/", name))`).
-fn valid_name(name: &[u8]) -> bool {
+pub(super) fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }
 
@@ -216,19 +254,8 @@ impl Walker<'_> {
         let Some(top) = self.top() else {
             return (false, None);
         };
-        let (dir_path, dir_loc) = (top.path.clone(), top.location.clone());
-        // Subtrees that will be walked, loaded a batch at a time on several threads.
-        let wanted: Vec<Option<Id>> = nodes
-            .iter()
-            .map(|n| {
-                let walk = n.node_type == NodeType::Dir
-                    && valid_name(&n.name)
-                    && self.sel.select(&child_location(&dir_loc, &n.name), true).1;
-                n.subtree.filter(|_| walk)
-            })
-            .collect();
-        let mut ahead: HashMap<Id, cairn_repo::Result<Tree>> = HashMap::new();
-        for (i, node) in nodes.into_iter().enumerate() {
+        let dir_loc = top.location.clone();
+        for node in nodes {
             if let Some(n) = names.as_mut() {
                 n.insert(node.name.clone());
             }
@@ -245,21 +272,11 @@ impl Walker<'_> {
                 continue;
             }
             let loc = child_location(&dir_loc, &node.name);
-            let path = dir_path.join(OsStr::from_bytes(&node.name));
             let is_dir = node.node_type == NodeType::Dir;
             let (selected, child_may) = self.sel.select(&loc, is_dir);
             restored |= selected;
             if is_dir {
-                let tree = match node.subtree {
-                    Some(id) if child_may => {
-                        if !ahead.contains_key(&id) {
-                            self.prefetch(wanted.get(i..).unwrap_or_default(), &mut ahead);
-                        }
-                        ahead.remove(&id)
-                    }
-                    _ => None,
-                };
-                restored |= self.walk_dir(node, path, loc, (selected, child_may), depth, tree);
+                restored |= self.walk_dir(node, loc, (selected, child_may), depth);
                 continue;
             }
             if !selected {
@@ -270,8 +287,9 @@ impl Walker<'_> {
                 continue;
             };
             match node.node_type {
-                NodeType::File => self.add_file(node, path, loc, parent_fresh),
+                NodeType::File => self.add_file(node, loc, parent_fresh),
                 NodeType::Symlink | NodeType::Fifo | NodeType::Dev | NodeType::CharDev => {
+                    let path = self.child_path(&node.name);
                     self.add_node(node, path, loc, parent_fresh, NodeKind::Special)
                 }
                 ref t => self.rep.error(format!(
@@ -284,25 +302,34 @@ impl Walker<'_> {
         (restored, names)
     }
 
+    /// Target path of `name` in the current directory.
+    fn child_path(&self, name: &[u8]) -> PathBuf {
+        let name = OsStr::from_bytes(name);
+        match self.top() {
+            Some(top) => top.path.join(name),
+            None => PathBuf::from(name),
+        }
+    }
+
     /// A directory node: create it if selected, walk below, remember its metadata.
     fn walk_dir(
         &mut self,
-        node: Node,
-        path: PathBuf,
+        mut node: Node,
         loc: Vec<u8>,
         (selected, child_may): (bool, bool),
         depth: usize,
-        prefetched: Option<cairn_repo::Result<Tree>>,
     ) -> bool {
         let Some(subtree) = node.subtree else {
             self.rep
                 .error(format!("{}: directory without subtree", show(&loc)));
             return false;
         };
+        let path = self.child_path(&node.name);
         self.frames.push(Frame {
             path,
             location: loc,
             state: DirState::Pending,
+            parent: None,
         });
         let idx = self.frames.len() - 1;
         let mut ok = true;
@@ -311,24 +338,26 @@ impl Walker<'_> {
         }
         let mut child_restored = false;
         let mut names = None;
-        if ok && child_may {
-            if depth >= MAX_DEPTH {
-                self.rep.error(format!(
-                    "{}: directories nested too deeply",
-                    show(&self.frames[idx].location)
-                ));
-            } else {
-                match prefetched.unwrap_or_else(|| self.repo.load_tree(&subtree)) {
-                    Ok(tree) => {
-                        (child_restored, names) = self.walk_nodes(tree.nodes, depth + 1);
-                    }
-                    Err(e) => self.rep.error(format!(
-                        "{}: cannot load tree {}: {e}",
-                        show(&self.frames[idx].location),
-                        subtree.short()
-                    )),
+        let walk_below = child_may && depth < MAX_DEPTH;
+        if ok && walk_below {
+            let loc = &self.frames[idx].location;
+            match self.loader.take(subtree, loc, depth + 1) {
+                Ok(tree) => {
+                    (child_restored, names) = self.walk_nodes(tree.nodes, depth + 1);
                 }
+                Err(e) => self.rep.error(format!(
+                    "{}: cannot load tree {}: {e}",
+                    show(&self.frames[idx].location),
+                    subtree.short()
+                )),
             }
+        } else if walk_below {
+            self.loader.forget(&self.frames[idx].location);
+        } else if ok && child_may {
+            self.rep.error(format!(
+                "{}: directories nested too deeply",
+                show(&self.frames[idx].location)
+            ));
         }
         if (selected || child_restored) && matches!(self.frames[idx].state, DirState::Ready { .. })
         {
@@ -341,34 +370,13 @@ impl Walker<'_> {
                     fresh: frame.state == (DirState::Ready { fresh: true }),
                     path: frame.path,
                     location: frame.location,
-                    node,
+                    meta: Meta::from_node(&mut node, self.opts.ownership_by_name),
                 });
             }
         } else {
             self.frames.pop();
         }
         selected || child_restored
-    }
-
-    /// Load the next subtrees of `wanted` (up to [`PREFETCH`] not loaded yet) in parallel.
-    fn prefetch(&self, wanted: &[Option<Id>], ahead: &mut HashMap<Id, cairn_repo::Result<Tree>>) {
-        let mut batch: Vec<Id> = Vec::new();
-        for id in wanted.iter().flatten() {
-            if batch.len() >= PREFETCH {
-                break;
-            }
-            if !ahead.contains_key(id) && !batch.contains(id) {
-                batch.push(*id);
-            }
-        }
-        let loaded = Mutex::new(Vec::with_capacity(batch.len()));
-        run_parallel(self.threads, batch.len(), |k| {
-            if let Some(id) = batch.get(k) {
-                let tree = self.repo.load_tree(id);
-                loaded.lock().push((*id, tree));
-            }
-        });
-        ahead.extend(loaded.into_inner());
     }
 
     /// Make sure the directory of frame `idx` (and its parents) exists. Returns whether it
@@ -402,13 +410,11 @@ impl Walker<'_> {
     }
 
     /// restic's overwrite decision for an existing path (`shouldOverwrite`).
-    fn should_overwrite(&self, node: &Node, existing: &Existing) -> bool {
+    fn should_overwrite(&self, mtime_ns: i128, existing: &Existing) -> bool {
         match (self.opts.overwrite, existing) {
             (_, Existing::Absent) | (Overwrite::Always | Overwrite::IfChanged, _) => true,
             (Overwrite::Never, _) => false,
-            (Overwrite::IfNewer, Existing::Present { mtime_ns, .. }) => {
-                node.mtime.unix_nanos() > *mtime_ns
-            }
+            (Overwrite::IfNewer, Existing::Present { mtime_ns: m, .. }) => mtime_ns > *m,
         }
     }
 
@@ -432,36 +438,80 @@ impl Walker<'_> {
         p.files_skipped.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn add_file(&mut self, node: Node, path: PathBuf, loc: Vec<u8>, parent_fresh: bool) {
+    /// Index in [`Plan::parents`] of the current directory (added on first use).
+    fn parent_index(&mut self) -> Option<u32> {
+        let top = self.frames.last_mut()?;
+        if let Some(i) = top.parent {
+            return Some(i);
+        }
+        let i = u32::try_from(self.plan.parents.len()).ok()?;
+        self.plan.parents.push(Parent {
+            path: top.path.clone(),
+            location: top.location.clone(),
+        });
+        top.parent = Some(i);
+        Some(i)
+    }
+
+    fn add_file(&mut self, mut node: Node, loc: Vec<u8>, parent_fresh: bool) {
+        let mut path = None;
         if node.links > 1 {
             let key = (node.device_id, node.inode);
+            let p = self.child_path(&node.name);
             if let Some(first) = self.hardlinks.get(&key) {
                 let first = first.clone();
-                self.add_node(node, path, loc, parent_fresh, NodeKind::Hardlink(first));
+                self.add_node(node, p, loc, parent_fresh, NodeKind::Hardlink(first));
                 return;
             }
-            self.hardlinks.insert(key, path.clone());
+            self.hardlinks.insert(key, p.clone());
+            path = Some(p);
         }
-        let Some(existing) = self.existing(&path, &loc, parent_fresh) else {
-            return;
+        let existing = if parent_fresh {
+            Existing::Absent
+        } else {
+            let path = path.unwrap_or_else(|| self.child_path(&node.name));
+            let Some(existing) = self.existing(&path, &loc, parent_fresh) else {
+                return;
+            };
+            existing
         };
-        if !self.should_overwrite(&node, &existing) {
+        let meta = Meta::from_node(&mut node, self.opts.ownership_by_name);
+        if !self.should_overwrite(meta.mtime_ns(), &existing) {
             self.skip();
             return;
         }
+        let Some(parent) = self.parent_index() else {
+            self.rep
+                .error(format!("{}: too many directories", show(&loc)));
+            return;
+        };
         let p = self.rep.progress();
         p.total_files.fetch_add(1, Ordering::Relaxed);
         p.total_bytes.fetch_add(node.size, Ordering::Relaxed);
-        self.plan
-            .files
-            .push(FileJob::new(path, loc, node, existing));
+        let content = node.content.take().unwrap_or_default().into_boxed_slice();
+        self.plan.files.push(FileJob::new(
+            parent,
+            std::mem::take(&mut node.name).into_boxed_slice(),
+            node.size,
+            content,
+            meta,
+            existing,
+        ));
     }
 
-    fn add_node(&mut self, node: Node, path: PathBuf, loc: Vec<u8>, fresh: bool, kind: NodeKind) {
+    fn add_node(
+        &mut self,
+        mut node: Node,
+        path: PathBuf,
+        loc: Vec<u8>,
+        fresh: bool,
+        kind: NodeKind,
+    ) {
         let Some(existing) = self.existing(&path, &loc, fresh) else {
             return;
         };
-        if !self.should_overwrite(&node, &existing) {
+        let meta = Meta::from_node(&mut node, self.opts.ownership_by_name);
+        if !self.should_overwrite(meta.mtime_ns(), &existing) {
             self.skip();
             return;
         }
@@ -472,7 +522,10 @@ impl Walker<'_> {
         self.plan.nodes.push(NodeJob {
             path,
             location: loc,
-            node,
+            meta,
+            node_type: node.node_type,
+            linktarget: node.linktarget.into_boxed_slice(),
+            device: node.device,
             kind,
             exists: matches!(existing, Existing::Present { .. }),
         });

@@ -436,15 +436,24 @@ fn reads_are_coalesced_and_split() {
     );
     // A gap of exactly 1 MiB is still read through.
     assert_eq!(plan_reads(&[(0, 10), (10 + mib, 20 + mib)]).len(), 1);
-    // Reads stay below 16 MiB; an oversized blob gets its own read.
+    // Reads stay within MAX_RANGE (2 MiB); an oversized blob gets its own read.
+    let max = super::fetch::MAX_RANGE;
+    assert_eq!(max, 2 * mib);
     let ext: Vec<(u64, u64)> = (0..40).map(|i| (i * mib, (i + 1) * mib)).collect();
     let reads = plan_reads(&ext);
-    assert_eq!(reads.len(), 3);
-    assert!(reads.iter().all(|(_, s, e)| e - s <= 16 * mib));
+    assert_eq!(reads.len(), 20);
+    assert!(reads.iter().all(|(_, s, e)| e - s <= max));
     assert_eq!(reads.iter().map(|(r, _, _)| r.len()).sum::<usize>(), 40);
     assert_eq!(
         plan_reads(&[(5, 5 + 20 * mib)]),
         vec![(0..1, 5, 5 + 20 * mib)]
+    );
+    // A blob that would cross the limit starts the next read.
+    let half = mib / 2;
+    let ext = [(0, 3 * half), (3 * half, 5 * half), (5 * half, 6 * half)];
+    assert_eq!(
+        plan_reads(&ext),
+        vec![(0..1, 0, 3 * half), (1..3, 3 * half, 6 * half)]
     );
     assert!(plan_reads(&[]).is_empty());
 }

@@ -184,3 +184,49 @@ fn decode_go_semantics() {
         Some(Id::hash(b""))
     );
 }
+
+/// Regression (found by fuzzing): duplicate `generic_attributes` keys were resolved with a
+/// scan of all earlier keys per key, so a node with many keys took quadratic time (a 2 MB
+/// node with 200 000 keys took minutes). Last value wins, also across repeated objects.
+#[test]
+fn generic_attributes_duplicates_and_many_keys() {
+    let n = Node::from_json(
+        br#"{"name":"a","generic_attributes":{"k":1,"j":2,"k":3},"generic_attributes":{"j":4,"i":5}}"#,
+    )
+    .unwrap();
+    let got: Vec<(&str, &[u8])> = n
+        .generic_attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    assert_eq!(got, vec![("i", &b"5"[..]), ("j", b"4"), ("k", b"3")]);
+    let n = Node::from_json(
+        br#"{"name":"a","generic_attributes":{"k":1},"generic_attributes":null,"generic_attributes":{"z":2}}"#,
+    )
+    .unwrap();
+    assert_eq!(n.generic_attributes.len(), 1);
+    assert_eq!(n.generic_attributes[0].0, "z");
+
+    let keys = 200_000;
+    let mut json = String::from(r#"{"name":"a","generic_attributes":{"#);
+    for i in 0..keys {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!(r#""{i}":{}"#, i % 7));
+    }
+    json.push_str(r#","0":"last"}}"#);
+    let start = std::time::Instant::now();
+    let n = Node::from_json(json.as_bytes()).unwrap();
+    // Quadratic handling needs minutes here; linearithmic well under a second.
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(n.generic_attributes.len(), keys);
+    assert_eq!(
+        n.generic_attributes[0],
+        ("0".to_string(), RawJson::new(b"\"last\"").unwrap())
+    );
+}
