@@ -28,7 +28,7 @@ fn files(p: &Path) -> Vec<PathBuf> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let selected: Vec<&(&str, fn(&[u8]))> = match args.first() {
+    let selected: Vec<&(&str, cairn_fuzz::Target)> = match args.first() {
         Some(t) => cairn_fuzz::TARGETS.iter().filter(|(n, _)| n == t).collect(),
         None => cairn_fuzz::TARGETS.iter().collect(),
     };
@@ -37,10 +37,13 @@ fn main() {
         let paths: Vec<PathBuf> = if args.len() > 1 {
             args[1..].iter().flat_map(|a| files(Path::new(a))).collect()
         } else {
-            [root.join("corpus").join(name), root.join("seeds").join(name)]
-                .iter()
-                .flat_map(|d| files(d))
-                .collect()
+            [
+                root.join("corpus").join(name),
+                root.join("seeds").join(name),
+            ]
+            .iter()
+            .flat_map(|d| files(d))
+            .collect()
         };
         let start = Instant::now();
         for p in &paths {
@@ -48,6 +51,10 @@ fn main() {
             eprintln!("{name}: {}", p.display());
             f(&data);
         }
-        println!("{name}: {} inputs OK in {:.1?}", paths.len(), start.elapsed());
+        println!(
+            "{name}: {} inputs OK in {:.1?}",
+            paths.len(),
+            start.elapsed()
+        );
     }
 }

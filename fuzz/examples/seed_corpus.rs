@@ -29,7 +29,10 @@ struct Seeds(BTreeMap<&'static str, BTreeMap<Id, Vec<u8>>>);
 impl Seeds {
     fn add(&mut self, target: &'static str, data: impl Into<Vec<u8>>) {
         let data = data.into();
-        self.0.entry(target).or_default().insert(Id::hash(&data), data);
+        self.0
+            .entry(target)
+            .or_default()
+            .insert(Id::hash(&data), data);
     }
 
     fn with_prefix(&mut self, target: &'static str, prefix: &[u8], data: &[u8]) {
@@ -120,7 +123,8 @@ fn pack_seeds(seeds: &mut Seeds, raw: &[u8], version: u32, key: &MasterKey) {
         seeds.with_prefix("pack_file", &[1], raw);
         seeds.with_prefix("pack_file", &[0], raw);
     }
-    let Ok(PackTail::Blobs(blobs)) = pack::parse_pack_tail(key, raw, raw.len() as u64, "seed", version)
+    let Ok(PackTail::Blobs(blobs)) =
+        pack::parse_pack_tail(key, raw, raw.len() as u64, "seed", version)
     else {
         return;
     };
@@ -137,7 +141,9 @@ fn pack_seeds(seeds: &mut Seeds, raw: &[u8], version: u32, key: &MasterKey) {
         if sealed.len() <= 4096 {
             seeds.add("crypto", sealed.to_vec());
         }
-        let Ok(plain) = key.open(sealed) else { continue };
+        let Ok(plain) = key.open(sealed) else {
+            continue;
+        };
         if let Some(n) = b.uncompressed_length
             && plain.len() <= 64 * 1024
         {
@@ -193,7 +199,14 @@ fn crafted(seeds: &mut Seeds) {
     }
     // Chunker: random, repeated, sparse and constant content around the size limits.
     let pol = cairn_fuzz::FIXTURE_POLYNOMIAL.to_le_bytes();
-    for (flags, size) in [(0u8, 7000u16), (2, 60000), (4, 58000), (6, 20000), (1, 9000), (0x30, 12000)] {
+    for (flags, size) in [
+        (0u8, 40000u16),
+        (2, 62000),
+        (4, 65535),
+        (6, 64000),
+        (1, 30000),
+        (0x30, 50000),
+    ] {
         let mut v = vec![flags];
         v.extend_from_slice(&pol);
         v.extend_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
@@ -203,9 +216,21 @@ fn crafted(seeds: &mut Seeds) {
     }
     // Filters: flags ‖ patterns ‖ NUL ‖ paths.
     for (flags, pats, paths) in [
-        (0u8, "*.go\n!main.go\n/home/**/secret\nfoo/bar", "/src/main.go\n/src/x.go\n/home/a/b/secret/z\n/x/foo/bar/baz"),
-        (1, "*.JPG\n/Users/**/Cache*\n[a-c]?x\n\\*", "/users/me/cache1/f\n/a/photo.jpg\n/bx/bqx\n/*"),
-        (2, "$HOME/x\n# comment\n  spaced  \n${V}/**/y", "/v/*/z/y\n/root/x"),
+        (
+            0u8,
+            "*.go\n!main.go\n/home/**/secret\nfoo/bar",
+            "/src/main.go\n/src/x.go\n/home/a/b/secret/z\n/x/foo/bar/baz",
+        ),
+        (
+            1,
+            "*.JPG\n/Users/**/Cache*\n[a-c]?x\n\\*",
+            "/users/me/cache1/f\n/a/photo.jpg\n/bx/bqx\n/*",
+        ),
+        (
+            2,
+            "$HOME/x\n# comment\n  spaced  \n${V}/**/y",
+            "/v/*/z/y\n/root/x",
+        ),
         (0, "/**/a/**\n**\n/\n[^/]*\n[\\]]", "/x/a\n/x/a/b\n/\n/]"),
     ] {
         let mut v = vec![flags];
@@ -217,9 +242,10 @@ fn crafted(seeds: &mut Seeds) {
 }
 
 fn main() {
-    let out = std::env::args_os()
-        .nth(1)
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"), PathBuf::from);
+    let out = std::env::args_os().nth(1).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"),
+        PathBuf::from,
+    );
     let fx = fixtures();
     let mut seeds = Seeds::default();
 
@@ -230,7 +256,11 @@ fn main() {
         seeds.add("crypto", kjson);
         let files = read_tar(&fx.join(format!("restic-0.14.0-{repo}.tar.gz")));
         repo_seeds(&mut seeds, &files, repo, version, &key);
-        for (dir, target) in [("index", "index_json"), ("snapshots", "snapshot"), ("example-lock", "lock")] {
+        for (dir, target) in [
+            ("index", "index_json"),
+            ("snapshots", "snapshot"),
+            ("example-lock", "lock"),
+        ] {
             for data in read_dir_files(&exp.join(dir)) {
                 if data.first() == Some(&b'{') || data.first() == Some(&b'[') {
                     seeds.add(target, data);

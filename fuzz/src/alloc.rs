@@ -75,7 +75,13 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
 }
 
 /// Panics (a fuzz finding) if `f` allocated more than `factor × input_len + slack` bytes.
-pub fn bounded<R>(what: &str, input_len: usize, factor: usize, slack: usize, f: impl FnOnce() -> R) -> R {
+pub fn bounded<R>(
+    what: &str,
+    input_len: usize,
+    factor: usize,
+    slack: usize,
+    f: impl FnOnce() -> R,
+) -> R {
     let (r, peak) = measure(f);
     let limit = input_len.saturating_mul(factor).saturating_add(slack);
     assert!(

@@ -14,9 +14,17 @@ use crate::{SLACK, fixture_key};
 fn check_blobs(blobs: &[PackBlob]) {
     let mut expect = 0u64;
     for b in blobs {
-        assert_eq!(u64::from(b.offset), expect, "offsets not contiguous: {blobs:?}");
+        assert_eq!(
+            u64::from(b.offset),
+            expect,
+            "offsets not contiguous: {blobs:?}"
+        );
         assert!(b.length as usize >= OVERHEAD, "short blob accepted: {b:?}");
-        assert_ne!(b.uncompressed_length, Some(0), "zero uncompressed length: {b:?}");
+        assert_ne!(
+            b.uncompressed_length,
+            Some(0),
+            "zero uncompressed length: {b:?}"
+        );
         expect = b.end();
     }
 }
@@ -24,10 +32,16 @@ fn check_blobs(blobs: &[PackBlob]) {
 /// `decode_header(data)`: plaintext pack header. On success the header re-encodes to
 /// exactly the same bytes; memory stays within 4× the input.
 pub fn pack_header(data: &[u8]) {
-    let res = bounded("decode_header", data.len(), 4, SLACK, || pack::decode_header(data));
+    let res = bounded("decode_header", data.len(), 4, SLACK, || {
+        pack::decode_header(data)
+    });
     if let Ok(blobs) = res {
         check_blobs(&blobs);
-        assert_eq!(pack::encode_header(&blobs), data, "header encode/decode round trip");
+        assert_eq!(
+            pack::encode_header(&blobs),
+            data,
+            "header encode/decode round trip"
+        );
         assert!(blobs.len() * pack::HEADER_ENTRY_PLAIN <= data.len());
     }
 }
@@ -70,11 +84,22 @@ pub fn pack_tail(data: &[u8]) {
             if version < 2 {
                 assert!(!blobs.iter().any(PackBlob::is_compressed));
             }
-            assert_eq!(pack::decode_header(header).ok(), Some(blobs), "header differs");
+            assert_eq!(
+                pack::decode_header(header).ok(),
+                Some(blobs),
+                "header differs"
+            );
         }
         Ok(PackTail::NeedTail(n)) => {
-            assert!(n > tail.len() as u64, "NeedTail({n}) with {} bytes given", tail.len());
-            assert!(n <= pack_size, "NeedTail({n}) beyond the pack size {pack_size}");
+            assert!(
+                n > tail.len() as u64,
+                "NeedTail({n}) with {} bytes given",
+                tail.len()
+            );
+            assert!(
+                n <= pack_size,
+                "NeedTail({n}) beyond the pack size {pack_size}"
+            );
             assert_eq!(n, u64::from(hlen) + TRAILER_SIZE as u64);
         }
         Err(_) => {}
@@ -103,7 +128,10 @@ pub fn pack_file(data: &[u8]) {
     let stepped = match pack::parse_pack_tail(key, eager, size, "fuzz", version) {
         Ok(PackTail::Blobs(b)) => Ok(b),
         Ok(PackTail::NeedTail(n)) => {
-            assert!(n <= size && n as usize > first, "bad NeedTail({n}) for {size} bytes");
+            assert!(
+                n <= size && n as usize > first,
+                "bad NeedTail({n}) for {size} bytes"
+            );
             let tail = &packb[packb.len() - n as usize..];
             match pack::parse_pack_tail(key, tail, size, "fuzz", version) {
                 Ok(PackTail::Blobs(b)) => Ok(b),
@@ -113,7 +141,11 @@ pub fn pack_file(data: &[u8]) {
         }
         Err(e) => Err(e),
     };
-    assert_eq!(whole.as_ref().ok(), stepped.as_ref().ok(), "one-shot and stepped parse differ");
+    assert_eq!(
+        whole.as_ref().ok(),
+        stepped.as_ref().ok(),
+        "one-shot and stepped parse differ"
+    );
 
     if let Ok(blobs) = whole {
         check_blobs(&blobs);
@@ -127,7 +159,11 @@ pub fn pack_file(data: &[u8]) {
                 pack::read_blob(key, raw, b)
             });
             let owned = pack::read_blob_owned(key, raw.to_vec(), b);
-            assert_eq!(plain.ok(), owned.ok(), "read_blob and read_blob_owned differ");
+            assert_eq!(
+                plain.ok(),
+                owned.ok(),
+                "read_blob and read_blob_owned differ"
+            );
         }
     }
 }
@@ -143,24 +179,45 @@ pub fn compress(data: &[u8]) {
     const PREALLOC: usize = 64 << 20;
     // zstd expands at most ~32768× (a 4-byte RLE block gives 128 KiB); the streaming path
     // may double its buffer once past the output.
-    let stream_cap = payload.len().saturating_mul(2 * 32768).min(2 * MAX_DECOMPRESSED_SIZE);
+    let stream_cap = payload
+        .len()
+        .saturating_mul(2 * 32768)
+        .min(2 * MAX_DECOMPRESSED_SIZE);
     let (none, peak) = measure(|| compress::decompress(payload, None));
     let out_len = none.as_ref().map_or(0, Vec::len);
     let limit = PREALLOC + 2 * out_len + stream_cap + SLACK;
-    assert!(peak <= limit, "decompress(None): {peak} bytes allocated (limit {limit})");
+    assert!(
+        peak <= limit,
+        "decompress(None): {peak} bytes allocated (limit {limit})"
+    );
 
     if let Ok(out) = &none {
         assert!(out.len() <= MAX_DECOMPRESSED_SIZE);
         let exact = compress::decompress(payload, Some(out.len()));
-        assert_eq!(exact.as_ref().ok(), Some(out), "decompress(Some(len)) differs");
+        assert_eq!(
+            exact.as_ref().ok(),
+            Some(out),
+            "decompress(Some(len)) differs"
+        );
         let level = i32::from(flags >> 4) - 2;
         let again = compress::compress(out, level);
-        assert_eq!(compress::decompress(&again, None).ok().as_ref(), Some(out), "round trip");
-        assert_eq!(compress::decompress(&again, Some(out.len())).ok().as_ref(), Some(out));
+        assert_eq!(
+            compress::decompress(&again, None).ok().as_ref(),
+            Some(out),
+            "round trip"
+        );
+        assert_eq!(
+            compress::decompress(&again, Some(out.len())).ok().as_ref(),
+            Some(out)
+        );
     }
     if let Ok(v) = compress::decompress(payload, Some(expected)) {
         assert_eq!(v.len(), expected);
-        assert_eq!(none.as_ref().ok(), Some(&v), "Some({expected}) succeeded, None did not agree");
+        assert_eq!(
+            none.as_ref().ok(),
+            Some(&v),
+            "Some({expected}) succeeded, None did not agree"
+        );
     }
 
     let version = if flags & 1 == 1 { 2 } else { 1 };
@@ -171,7 +228,11 @@ pub fn compress(data: &[u8]) {
         }
         (_, Some(2)) => {
             let direct = compress::decompress(&payload[1..], None);
-            assert_eq!(unpacked.ok(), direct.ok(), "decode_unpacked differs from decompress");
+            assert_eq!(
+                unpacked.ok(),
+                direct.ok(),
+                "decode_unpacked differs from decompress"
+            );
         }
         _ => assert!(unpacked.is_err()),
     }
@@ -206,7 +267,11 @@ pub fn crypto(data: &[u8]) {
 
     let sealed = key.seal(data);
     assert_eq!(sealed.len(), data.len() + OVERHEAD);
-    assert_eq!(key.open(&sealed).ok().as_deref(), Some(data), "seal/open round trip");
+    assert_eq!(
+        key.open(&sealed).ok().as_deref(),
+        Some(data),
+        "seal/open round trip"
+    );
     let other = MasterKey::from_derived(&{
         let mut dk = [0x5au8; 64];
         let n = data.len().min(64);

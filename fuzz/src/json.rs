@@ -22,18 +22,32 @@ use crate::alloc::bounded;
 /// `Node`), and vectors may hold twice their length while growing.
 pub const JSON_FACTOR: usize = 40;
 
+/// Allocation factor for trees and nodes: each node object (at least 3 bytes, `{},`)
+/// becomes one `Node` in a growing vector — the cap documented on `Tree::decode`.
+pub fn node_factor() -> usize {
+    std::mem::size_of::<Node>() + 32
+}
+
 /// `IndexFile::from_json`, JSON round trip, and loading the file into an in-memory
 /// [`Index`] where every entry must be found again.
 pub fn index_json(data: &[u8]) {
-    let Ok(f) = bounded("IndexFile::from_json", data.len(), JSON_FACTOR, SLACK, || {
-        IndexFile::from_json(data)
-    }) else {
+    let Ok(f) = bounded(
+        "IndexFile::from_json",
+        data.len(),
+        JSON_FACTOR,
+        SLACK,
+        || IndexFile::from_json(data),
+    ) else {
         return;
     };
     let json = f.to_json();
     let again = IndexFile::from_json(&json);
     assert_eq!(again.as_ref().ok(), Some(&f), "index JSON round trip");
-    assert_eq!(again.map(|g| g.to_json()).ok(), Some(json.clone()), "index JSON not stable");
+    assert_eq!(
+        again.map(|g| g.to_json()).ok(),
+        Some(json.clone()),
+        "index JSON not stable"
+    );
 
     let mut index = Index::new();
     index.add_index_file(&f);
@@ -50,7 +64,10 @@ pub fn index_json(data: &[u8]) {
                 uncompressed_length: b.uncompressed_length,
             };
             distinct.insert((b.blob_type, b.id, loc));
-            assert!(index.contains(b.blob_type, &b.id), "blob {b:?} not in the index");
+            assert!(
+                index.contains(b.blob_type, &b.id),
+                "blob {b:?} not in the index"
+            );
             assert!(
                 index.get_all(b.blob_type, &b.id).contains(&loc),
                 "location {loc:?} of {b:?} missing"
@@ -59,11 +76,17 @@ pub fn index_json(data: &[u8]) {
     }
     assert!(index.len() >= distinct.len() && index.len() <= f.blob_count());
     for (t, id, loc) in index.iter() {
-        assert!(distinct.contains(&(t, id, loc)), "index invented {t:?} {id} {loc:?}");
+        assert!(
+            distinct.contains(&(t, id, loc)),
+            "index invented {t:?} {id} {loc:?}"
+        );
     }
     index.compact();
     for (t, id, loc) in &distinct {
-        assert!(index.get_all(*t, id).contains(loc), "lost {loc:?} after compact");
+        assert!(
+            index.get_all(*t, id).contains(loc),
+            "lost {loc:?} after compact"
+        );
     }
 }
 
@@ -76,7 +99,10 @@ fn tree_round_trip(t: &Tree) {
     };
     let back = match Tree::decode(&enc) {
         Ok(b) => b,
-        Err(e) => panic!("encoded tree does not decode: {e}\n{}", String::from_utf8_lossy(&enc)),
+        Err(e) => panic!(
+            "encoded tree does not decode: {e}\n{}",
+            String::from_utf8_lossy(&enc)
+        ),
     };
     assert_eq!(&back, t, "tree round trip (value)");
     assert_eq!(back.encode().ok(), Some(enc), "tree round trip (bytes)");
@@ -88,8 +114,9 @@ fn tree_round_trip(t: &Tree) {
 /// `Tree::decode`; a decoded tree whose names are sorted (after sorting, if needed) must
 /// survive encode → decode unchanged.
 pub fn tree(data: &[u8]) {
-    let Ok(mut t) = bounded("Tree::decode", data.len(), JSON_FACTOR, SLACK, || Tree::decode(data))
-    else {
+    let Ok(mut t) = bounded("Tree::decode", data.len(), node_factor(), SLACK, || {
+        Tree::decode(data)
+    }) else {
         return;
     };
     for n in &t.nodes {
@@ -108,7 +135,10 @@ fn node_round_trip(n: &Node) {
     let enc = n.to_json();
     let back = match Node::from_json(&enc) {
         Ok(b) => b,
-        Err(e) => panic!("encoded node does not decode: {e}\n{}", String::from_utf8_lossy(&enc)),
+        Err(e) => panic!(
+            "encoded node does not decode: {e}\n{}",
+            String::from_utf8_lossy(&enc)
+        ),
     };
     assert_eq!(&back, n, "node round trip (value)");
     assert_eq!(back.to_json(), enc, "node round trip (bytes)");
@@ -116,7 +146,7 @@ fn node_round_trip(n: &Node) {
 
 /// `Node::from_json` with a round trip.
 pub fn node(data: &[u8]) {
-    if let Ok(n) = bounded("Node::from_json", data.len(), JSON_FACTOR, SLACK, || {
+    if let Ok(n) = bounded("Node::from_json", data.len(), node_factor(), SLACK, || {
         Node::from_json(data)
     }) {
         node_round_trip(&n);
@@ -128,14 +158,29 @@ pub fn node(data: &[u8]) {
 /// against `serde_json`, and `RawJson` validation/compaction.
 pub fn go_unquote(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let res = bounded("go_unquote", text.len(), 2, 1024, || gojson::go_unquote(&text));
+    // Output ≤ input; error messages quote the input Debug-escaped (≤ 6 bytes per byte,
+    // e.g. `\u{19}`), growing by doubling.
+    let res = bounded("go_unquote", text.len(), 16, 1024, || {
+        gojson::go_unquote(&text)
+    });
     if let Ok(raw) = &res {
         let q = gojson::go_quote(raw);
-        assert_eq!(gojson::go_unquote(&q).as_ref(), Ok(raw), "unquote(quote(unquote(x)))");
+        assert_eq!(
+            gojson::go_unquote(&q).as_ref(),
+            Ok(raw),
+            "unquote(quote(unquote(x)))"
+        );
     }
     let q = gojson::go_quote(data);
-    assert!(q.chars().all(gojson::is_print), "go_quote left a non-printable rune: {q:?}");
-    assert_eq!(gojson::go_unquote(&q).as_deref(), Ok(data), "unquote(quote(x)) for {q:?}");
+    assert!(
+        q.chars().all(gojson::is_print),
+        "go_quote left a non-printable rune: {q:?}"
+    );
+    assert_eq!(
+        gojson::go_unquote(&q).as_deref(),
+        Ok(data),
+        "unquote(quote(x)) for {q:?}"
+    );
 
     // Go's JSON string escaping must be valid JSON for the same string.
     let mut out = Vec::new();
@@ -153,9 +198,14 @@ pub fn go_unquote(data: &[u8]) {
     }
     assert_eq!(parsed.ok(), Some(per_byte), "write_json_bytes_lossy");
 
-    if let Ok(rj) = bounded("RawJson::new", data.len(), 8, 1024, || RawJson::new(data)) {
+    // Compaction escapes `<` `>` `&` as `\u003c`…: up to 6 bytes per byte, growing by doubling.
+    if let Ok(rj) = bounded("RawJson::new", data.len(), 16, 1024, || RawJson::new(data)) {
         let again = RawJson::new(rj.as_bytes());
-        assert_eq!(again.as_ref().ok(), Some(&rj), "RawJson compaction not idempotent");
+        assert_eq!(
+            again.as_ref().ok(),
+            Some(&rj),
+            "RawJson compaction not idempotent"
+        );
         // Compaction keeps the value (serde_json accepts what the reader accepts, except
         // for invalid UTF-8 inside strings, which Go also keeps).
         if std::str::from_utf8(data).is_ok()
@@ -193,7 +243,11 @@ pub fn key_file(data: &[u8]) {
         Ok(j) => j,
         Err(e) => panic!("valid key file does not encode: {e}"),
     };
-    assert_eq!(KeyFile::parse(&json).ok().as_ref(), Some(&kf), "key file round trip");
+    assert_eq!(
+        KeyFile::parse(&json).ok().as_ref(),
+        Some(&kf),
+        "key file round trip"
+    );
     let p = kf.params();
     if p.n <= 1024 && u64::from(p.r) * u64::from(p.p) <= 8 {
         let _ = kf.open(b"fixture-password");
@@ -202,13 +256,20 @@ pub fn key_file(data: &[u8]) {
 
 /// `Snapshot::from_json` with a round trip (value and bytes).
 pub fn snapshot(data: &[u8]) {
-    if let Ok(s) = bounded("Snapshot::from_json", data.len(), JSON_FACTOR, SLACK, || {
-        Snapshot::from_json(data)
-    }) {
+    if let Ok(s) = bounded(
+        "Snapshot::from_json",
+        data.len(),
+        JSON_FACTOR,
+        SLACK,
+        || Snapshot::from_json(data),
+    ) {
         let json = s.to_json();
         let back = match Snapshot::from_json(&json) {
             Ok(b) => b,
-            Err(e) => panic!("snapshot does not re-decode: {e}\n{}", String::from_utf8_lossy(&json)),
+            Err(e) => panic!(
+                "snapshot does not re-decode: {e}\n{}",
+                String::from_utf8_lossy(&json)
+            ),
         };
         assert_eq!(back, s, "snapshot round trip (value)");
         assert_eq!(back.to_json(), json, "snapshot round trip (bytes)");
@@ -219,11 +280,19 @@ pub fn snapshot(data: &[u8]) {
 /// `LockInfo::from_json` with a round trip and a staleness check (never against this
 /// host, so no process is probed).
 pub fn lock(data: &[u8]) {
-    if let Ok(l) = bounded("LockInfo::from_json", data.len(), JSON_FACTOR, SLACK, || {
-        LockInfo::from_json(data)
-    }) {
+    if let Ok(l) = bounded(
+        "LockInfo::from_json",
+        data.len(),
+        JSON_FACTOR,
+        SLACK,
+        || LockInfo::from_json(data),
+    ) {
         let json = l.to_json();
-        assert_eq!(LockInfo::from_json(&json).ok().as_ref(), Some(&l), "lock round trip");
+        assert_eq!(
+            LockInfo::from_json(&json).ok().as_ref(),
+            Some(&l),
+            "lock round trip"
+        );
         let now = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00+01:00");
         if let Ok(now) = now
             && l.hostname != "\u{0}fuzz"

@@ -30,7 +30,9 @@ pub fn chunker(data: &[u8]) {
     let flags = c.u8();
     let pol = c.u64();
     let seed = c.u64();
-    let size = (usize::from(c.u16()) * 160).min(MAX_STREAM);
+    // Quadratic in the fuzzer's value: mostly smaller streams (faster runs), up to MAX_STREAM.
+    let v = u64::from(c.u16());
+    let size = (v * v * MAX_STREAM as u64 / (65535 * 65535)) as usize;
     let pieces = c.rest();
     let tables = if flags & 1 == 1 {
         ChunkerTables::new(Pol(pol))
@@ -59,7 +61,11 @@ pub fn chunker(data: &[u8]) {
     }
 
     let lens = chunker::chunk_lengths(&tables, &stream);
-    assert_eq!(lens.iter().sum::<usize>(), size, "chunks do not cover the stream");
+    assert_eq!(
+        lens.iter().sum::<usize>(),
+        size,
+        "chunks do not cover the stream"
+    );
     if let Some((last, rest)) = lens.split_last() {
         assert!((1..=MAX_SIZE).contains(last), "last chunk of {last} bytes");
         for &l in rest {
@@ -85,7 +91,11 @@ pub fn chunker(data: &[u8]) {
         loop {
             match ch.next_boundary(piece) {
                 Some(k) => {
-                    assert!(k >= 1 && k <= piece.len(), "boundary {k} outside a {}-byte piece", piece.len());
+                    assert!(
+                        k >= 1 && k <= piece.len(),
+                        "boundary {k} outside a {}-byte piece",
+                        piece.len()
+                    );
                     got.push(cur + k);
                     cur = 0;
                     piece = &piece[k..];
@@ -141,7 +151,10 @@ pub fn filter(data: &[u8]) {
             filter::parse_pattern_text(pat_text, |name| (name.len() < 4).then(|| b"v/*".to_vec()))
         })
     } else {
-        pat_text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+        pat_text
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
     };
     let pat_bytes: usize = patterns.iter().map(Vec::len).sum::<usize>() + patterns.len();
     let list = bounded("PatternList::new", pat_bytes, 64, SLACK, || {
@@ -151,7 +164,11 @@ pub fn filter(data: &[u8]) {
         .iter()
         .all(|p| filter::validate_patterns(&[p]).is_ok());
     if !ci {
-        assert_eq!(list.is_ok(), singles_ok, "list validity differs from its patterns'");
+        assert_eq!(
+            list.is_ok(),
+            singles_ok,
+            "list validity differs from its patterns'"
+        );
     }
     let Ok(list) = list else {
         return;
@@ -176,7 +193,10 @@ pub fn filter(data: &[u8]) {
                     Err(e) => panic!("valid pattern {p:?} failed on {path:?}: {e}"),
                 }
             }
-            assert_eq!(m, expect, "list result differs from the last matching pattern");
+            assert_eq!(
+                m, expect,
+                "list result differs from the last matching pattern"
+            );
         }
     }
 }
