@@ -272,6 +272,9 @@ pub(crate) fn restore_contents(
         .filter(|f| f.pending.load(Ordering::Relaxed) == 0)
         .collect();
     let reads = reads(&l);
+    // Workers running at the same time take reads from different parts of the list, so they
+    // rarely write to the same file (writes to one file serialize in the kernel).
+    let order = interleave(reads.len(), threads);
     let progress = rep.progress();
     let key = repo.master_key();
     run_parallel(threads, no_blobs.len() + reads.len(), |i| {
@@ -280,7 +283,11 @@ pub(crate) fn restore_contents(
         }
         if let Some(f) = no_blobs.get(i) {
             f.finish(&env);
-        } else if let Some(read) = i.checked_sub(no_blobs.len()).and_then(|k| reads.get(k)) {
+        } else if let Some(read) = i
+            .checked_sub(no_blobs.len())
+            .and_then(|k| order.get(k))
+            .and_then(|&k| reads.get(k))
+        {
             fetch_range(repo, key, &l, read, files, &env);
         }
     });
@@ -289,6 +296,23 @@ pub(crate) fn restore_contents(
         bytes_written: env.bytes_written.into_inner(),
         files_restored,
     }
+}
+
+/// The indices `0..n` cut into `ways` contiguous parts and dealt out alternately: the first
+/// of each part, then the second of each part, and so on.
+pub(crate) fn interleave(n: usize, ways: usize) -> Vec<usize> {
+    let ways = ways.clamp(1, n.max(1));
+    let per = n.div_ceil(ways);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..per {
+        for w in 0..ways {
+            let k = w * per + i;
+            if k < n && (w + 1) * per > k {
+                out.push(k);
+            }
+        }
+    }
+    out
 }
 
 /// Read one range of a pack and deliver its blobs.

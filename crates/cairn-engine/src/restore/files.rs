@@ -22,9 +22,9 @@ const SPARSE_BLOCK: u64 = 4096;
 const MAX_OPEN_FILES: usize = 256;
 /// Files at least this large and made of several blobs are preallocated (non-sparse).
 const PREALLOCATE_MIN: u64 = 1 << 20;
-/// A single write at least this large is sent on to the disk right away (see
-/// [`start_writeback`]) …
-const WRITEBACK_WRITE: u64 = 256 << 10;
+/// Once this much of a file has been written since its last write-out, its dirty pages are
+/// sent on to the disk (see [`start_writeback`]) …
+const WRITEBACK_CHUNK: u64 = 8 << 20;
 /// … and so is the rest of a finished file at least this large. Smaller files are left to the
 /// kernel's (or the user's) later write-out: one call per tiny file costs more CPU than the
 /// batched write-out does.
@@ -87,6 +87,8 @@ pub(crate) struct FileJob {
     pub pending: AtomicU32,
     /// Something went wrong (already reported); remaining writes are skipped.
     pub failed: AtomicBool,
+    /// Bytes written since the file's dirty pages were last sent to the disk.
+    unflushed: AtomicU64,
     slot: Mutex<Slot>,
 }
 
@@ -132,6 +134,7 @@ impl FileJob {
             sparse: false,
             pending: AtomicU32::new(0),
             failed: AtomicBool::new(false),
+            unflushed: AtomicU64::new(0),
             slot: Mutex::new(Slot::Unopened),
         }
     }
@@ -253,8 +256,11 @@ impl FileJob {
                 Ok(f) => match write_at(&f, data, off, self.sparse) {
                     Ok(()) => {
                         let n = data.len() as u64;
-                        if n >= WRITEBACK_WRITE {
-                            start_writeback(&f, off, n);
+                        let unflushed = self.unflushed.fetch_add(n, Ordering::Relaxed) + n;
+                        if unflushed >= WRITEBACK_CHUNK
+                            && self.unflushed.swap(0, Ordering::Relaxed) >= WRITEBACK_CHUNK
+                        {
+                            start_writeback(&f, 0, 0);
                         }
                         env.bytes_written.fetch_add(n, Ordering::Relaxed);
                         env.rep

@@ -26,6 +26,8 @@ mod trees;
 mod tests;
 #[cfg(test)]
 mod tests_update;
+#[cfg(test)]
+mod tests_walk;
 
 use crate::error::{EngineError, Result};
 use cairn_repo::Id;

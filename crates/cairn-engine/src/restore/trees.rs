@@ -207,3 +207,78 @@ impl<'a> Loader<'a> {
         self.work.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::RestoreOptions;
+    use crate::restore::tests::{dir, file, new_repo, tree};
+
+    #[test]
+    fn below_means_inside_or_equal() {
+        assert!(is_below(b"/a/b", b"/a"));
+        assert!(is_below(b"/a", b"/a"));
+        assert!(!is_below(b"/ab", b"/a"));
+        assert!(!is_below(b"/a", b"/a/b"));
+        assert!(is_below(b"/a/b/c", b"/a/b"));
+    }
+
+    /// Let the helper threads load everything they may, then look at the state.
+    fn settle(l: &Loader<'_>) {
+        for _ in 0..500 {
+            {
+                let st = l.state.lock();
+                if st.loading.is_empty()
+                    && (st.todo.is_empty()
+                        || st.done_nodes >= AHEAD_NODES
+                        || st.done.len() >= AHEAD_TREES)
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("helpers did not settle");
+    }
+
+    #[test]
+    fn helpers_load_ahead_and_forget_skipped_directories() {
+        let (_tmp, repo) = new_repo();
+        let leaf = |n: &[u8]| dir(&repo, n, vec![file(&repo, b"f", &[n])]);
+        let a = dir(&repo, b"a", vec![leaf(b"a1"), leaf(b"a2")]);
+        let b = dir(&repo, b"b", vec![leaf(b"b1")]);
+        let root_id = tree(&repo, vec![a, b]);
+        repo.flush().unwrap();
+        let root = repo.load_tree(&root_id).unwrap();
+        let opts = RestoreOptions::default();
+        let sel = Selector::new(&opts).unwrap();
+        let l = Loader::new(&repo, &sel);
+        std::thread::scope(|s| {
+            s.spawn(|| l.helper());
+            l.start(&root);
+            settle(&l);
+            {
+                let st = l.state.lock();
+                let mut locs: Vec<&[u8]> = st.done.keys().map(|k| k.as_slice()).collect();
+                locs.sort();
+                assert_eq!(locs, [&b"/a"[..], b"/a/a1", b"/a/a2", b"/b", b"/b/b1"]);
+                assert_eq!(st.done_nodes, 2 + 1 + 1 + 1 + 1);
+            }
+            // The walk skips /a: it and everything below are dropped.
+            l.forget(b"/a");
+            let b_id = root.nodes[1].subtree.unwrap();
+            let bt = l.take(b_id, b"/b", 1).unwrap();
+            assert_eq!(bt.nodes.len(), 1);
+            {
+                let st = l.state.lock();
+                let locs: Vec<&[u8]> = st.done.keys().map(|k| k.as_slice()).collect();
+                assert_eq!(locs, [&b"/b/b1"[..]]);
+                assert_eq!(st.done_nodes, 1);
+            }
+            // A tree nobody loaded yet is loaded by the caller.
+            let a_id = root.nodes[0].subtree.unwrap();
+            assert_eq!(l.take(a_id, b"/elsewhere", 1).unwrap().nodes.len(), 2);
+            l.stop();
+        });
+    }
+}
