@@ -3,7 +3,7 @@
 //! coalesced into one read of bounded size), decode each blob once, in place, and write it
 //! everywhere it is used.
 
-use super::files::{Action, FileJob, WriteEnv};
+use super::files::{self, Action, FileJob, WriteEnv};
 use super::meta::MetaCtx;
 use super::plan::Plan;
 use super::{Reporter, RestoreOptions, run_parallel};
@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+/// Files waiting for the flusher thread at most (further requests are dropped).
+const FLUSH_QUEUE: usize = 256;
 /// Unused bytes between two needed blobs above which a new read is started (restic: 1 MiB).
 const MAX_GAP: u64 = 1 << 20;
 /// Largest single range read (one blob may exceed it on its own). Each worker holds one read
@@ -259,13 +261,15 @@ pub(crate) fn restore_contents(
             .fetch_add(stats.bytes_written, Ordering::Relaxed);
         return stats;
     }
-    let env = WriteEnv {
+    let (flush_tx, flush_rx) = crossbeam_channel::bounded(FLUSH_QUEUE);
+    let mut env = WriteEnv {
         parents: &plan.parents,
         allow_recursive_delete: opts.delete,
         meta: ctx,
         rep,
         open_files: AtomicUsize::new(0),
         bytes_written: AtomicU64::new(0),
+        flush: Some(flush_tx),
     };
     // Files with nothing to fetch (empty, or only the length changes) come first.
     let no_blobs: Vec<&FileJob> = writable()
@@ -277,20 +281,34 @@ pub(crate) fn restore_contents(
     let order = interleave(reads.len(), threads);
     let progress = rep.progress();
     let key = repo.master_key();
-    run_parallel(threads, no_blobs.len() + reads.len(), |i| {
-        if progress.is_cancelled() {
-            return;
-        }
-        if let Some(f) = no_blobs.get(i) {
-            f.finish(&env);
-        } else if let Some(read) = i
-            .checked_sub(no_blobs.len())
-            .and_then(|k| order.get(k))
-            .and_then(|&k| reads.get(k))
-        {
-            fetch_range(repo, key, &l, read, files, &env);
-        }
-    });
+    // Without the flusher, the data is written out later by the kernel (or `sync`). Not a
+    // scoped thread: should a worker panic, dropping `env` (the last sender) ends it.
+    let flusher = std::thread::Builder::new()
+        .name("restore-flush".into())
+        .spawn(move || files::flusher(flush_rx))
+        .ok();
+    {
+        let env = &env;
+        run_parallel(threads, no_blobs.len() + reads.len(), |i| {
+            if progress.is_cancelled() {
+                return;
+            }
+            if let Some(f) = no_blobs.get(i) {
+                f.finish(env);
+            } else if let Some(read) = i
+                .checked_sub(no_blobs.len())
+                .and_then(|k| order.get(k))
+                .and_then(|&k| reads.get(k))
+            {
+                fetch_range(repo, key, &l, read, files, env);
+            }
+        });
+    }
+    // The flusher stops once its queue is empty and this, the last sender, is gone.
+    env.flush = None;
+    if let Some(h) = flusher {
+        let _ = h.join();
+    }
     let files_restored = writable().count() as u64;
     FetchStats {
         bytes_written: env.bytes_written.into_inner(),
@@ -307,7 +325,7 @@ pub(crate) fn interleave(n: usize, ways: usize) -> Vec<usize> {
     for i in 0..per {
         for w in 0..ways {
             let k = w * per + i;
-            if k < n && (w + 1) * per > k {
+            if k < n {
                 out.push(k);
             }
         }

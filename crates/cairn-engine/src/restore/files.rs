@@ -106,6 +106,26 @@ pub(crate) struct WriteEnv<'a> {
     pub open_files: AtomicUsize,
     /// Bytes written so far.
     pub bytes_written: AtomicU64,
+    /// Files whose dirty pages are to be sent to the disk, by [`flusher`] (so the workers
+    /// never wait for the block layer).
+    pub flush: Option<crossbeam_channel::Sender<Arc<File>>>,
+}
+
+impl WriteEnv<'_> {
+    /// Ask for `f`'s written data to be sent to the disk soon (a hint: dropped when the
+    /// flusher is busy).
+    fn request_writeback(&self, f: &Arc<File>) {
+        if let Some(tx) = &self.flush {
+            let _ = tx.try_send(f.clone());
+        }
+    }
+}
+
+/// Start the write-out of each file received, until the senders are gone.
+pub(crate) fn flusher(files: crossbeam_channel::Receiver<Arc<File>>) {
+    for f in files {
+        start_writeback(&f);
+    }
 }
 
 fn io_other(msg: &str) -> io::Error {
@@ -260,7 +280,7 @@ impl FileJob {
                         if unflushed >= WRITEBACK_CHUNK
                             && self.unflushed.swap(0, Ordering::Relaxed) >= WRITEBACK_CHUNK
                         {
-                            start_writeback(&f, 0, 0);
+                            env.request_writeback(&f);
                         }
                         env.bytes_written.fetch_add(n, Ordering::Relaxed);
                         env.rep
@@ -323,7 +343,7 @@ impl FileJob {
                 &|| self.location(env.parents),
             );
             if self.size >= WRITEBACK_FILE {
-                start_writeback(&f, 0, 0);
+                env.request_writeback(&f);
             }
         }
         env.rep
@@ -383,23 +403,21 @@ fn preallocate(f: &File, size: u64) {
 #[cfg(not(target_os = "linux"))]
 fn preallocate(_f: &File, _size: u64) {}
 
-/// Ask the kernel to start writing `len` bytes at `off` (0, 0: the whole file) to disk
-/// without waiting, so the data is on its way before the restore ends.
+/// Ask the kernel to start writing the file's dirty pages to disk without waiting, so the
+/// data is on its way (overlapping the rest of the restore) instead of all waiting for the
+/// final write-out.
 #[cfg(target_os = "linux")]
-fn start_writeback(f: &File, off: u64, len: u64) {
+fn start_writeback(f: &File) {
     use std::os::fd::AsRawFd;
-    let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
-        return;
-    };
     // Only a hint: errors surface (if at all) on the final write-out.
-    // SAFETY: plain syscall on an open descriptor.
+    // SAFETY: a plain system call on a descriptor that `f` keeps open; no memory is passed.
     unsafe {
-        libc::sync_file_range(f.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_f: &File, _off: u64, _len: u64) {}
+fn start_writeback(_f: &File) {}
 
 /// True if every byte is zero.
 pub(crate) fn is_zero(data: &[u8]) -> bool {

@@ -2,11 +2,14 @@
 //!
 //! The data path follows restic's restorer:
 //! 1. walk the tree (include/exclude filters on the snapshot path of every node), create the
-//!    directories, and collect files, links and special nodes ([`plan`]);
+//!    directories, and collect files, links and special nodes in a compact plan ([`plan`];
+//!    helper threads load the trees ahead of the walk, [`trees`]);
 //! 2. compare files that already exist in the target with the snapshot (overwrite policy);
-//! 3. group the data blobs still needed by pack, read each pack's needed byte ranges on a few
-//!    worker threads, decode every blob once and `pwrite` it to each (file, offset) that uses it
-//!    ([`fetch`], [`files`]); a file's metadata is set as soon as its last blob is written;
+//! 3. group the data blobs still needed by pack, read each pack's needed byte ranges (at most
+//!    a few MiB each) on one worker per core, decode every blob once, in place, and `pwrite` it
+//!    to each (file, offset) that uses it ([`fetch`], [`files`]); a file's metadata is set as
+//!    soon as its last blob is written, and the write-out of large files to disk is started
+//!    while the restore goes on;
 //! 4. create symlinks, fifos, devices and hard links, delete unexpected entries (`delete`),
 //!    then set directory metadata deepest first so the times stick ([`meta`]);
 //! 5. optionally re-read every restored file and compare it with the snapshot ([`check`]).
@@ -276,7 +279,8 @@ pub(crate) fn show(location: &[u8]) -> String {
     }
 }
 
-/// Number of worker threads for `opts.threads`.
+/// Number of worker threads for `opts.threads`: by default one per core (the work is CPU
+/// bound: decrypting, decompressing, hashing and copying into the page cache), at least two.
 fn worker_count(threads: usize) -> usize {
     if threads > 0 {
         return threads.min(256);

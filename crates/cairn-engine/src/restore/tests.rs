@@ -458,6 +458,19 @@ fn reads_are_coalesced_and_split() {
     assert!(plan_reads(&[]).is_empty());
 }
 
+#[test]
+fn reads_are_dealt_out_from_separate_parts() {
+    use super::fetch::interleave;
+    assert_eq!(interleave(5, 2), [0, 3, 1, 4, 2]);
+    assert_eq!(interleave(6, 3), [0, 2, 4, 1, 3, 5]);
+    assert_eq!(interleave(3, 8), [0, 1, 2]);
+    assert_eq!(interleave(4, 1), [0, 1, 2, 3]);
+    assert!(interleave(0, 2).is_empty());
+    let mut all = interleave(1001, 4);
+    all.sort_unstable();
+    assert_eq!(all, (0..1001).collect::<Vec<_>>());
+}
+
 fn filter_tree(repo: &Repository) -> Id {
     let ssh = dir(
         repo,
