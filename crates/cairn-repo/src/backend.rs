@@ -111,6 +111,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<(), BackendError>;
     /// Delete a file.
     fn remove(&self, t: FileType, name: &str) -> Result<(), BackendError>;
+    /// Whether this backend wants [`Backend::hint_tree_packs`] (only a caching layer does;
+    /// the repository skips computing the list otherwise).
+    fn wants_tree_packs(&self) -> bool {
+        false
+    }
     /// Hint given after the index is loaded: the packs holding tree blobs (a caching layer
     /// keeps those on local disk). Ignored by default.
     fn hint_tree_packs(&self, _packs: &[String]) {}

@@ -39,3 +39,25 @@ pub fn duration(secs: u64) -> String {
 pub fn show_progress(json: bool, quiet: bool) -> bool {
     !json && !quiet && std::io::stderr().is_terminal()
 }
+
+/// A byte-progress bar with rate and ETA, drawn on stderr.
+pub fn bytes_bar() -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(0);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} {wide_bar} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// A restic-style JSON error line on stderr (`during` is e.g. "archival" or "restore"); the
+/// item is the path the message starts with.
+pub fn json_error(during: &str, msg: &str) {
+    let item = msg.split(": ").next().unwrap_or("");
+    eprintln!(
+        "{}",
+        serde_json::json!({"message_type": "error", "error": {"message": msg}, "during": during, "item": item})
+    );
+}

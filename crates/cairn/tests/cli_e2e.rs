@@ -196,22 +196,21 @@ fn backup_options_excludes_tags_dry_run_and_skip_unchanged() {
     assert_eq!(summary(&out.stdout)["dry_run"], true);
     assert!(snapshots(&repo).is_empty());
     assert_eq!(std::fs::read_dir(repo.join("index")).unwrap().count(), 0);
+    // The same selection options for both backups below.
+    const SELECT: [&str; 7] = [
+        "--exclude",
+        "*.tmp",
+        "--exclude-caches",
+        "--exclude-larger-than",
+        "100k",
+        "--host",
+        "h1",
+    ];
     let out = ok(cairn()
         .arg("-r")
         .arg(&repo)
-        .args([
-            "--json",
-            "backup",
-            "--exclude",
-            "*.tmp",
-            "--exclude-caches",
-            "--exclude-larger-than",
-            "100k",
-            "--tag",
-            "a,b",
-            "--host",
-            "h1",
-        ])
+        .args(["--json", "backup", "--tag", "a,b"])
+        .args(SELECT)
         .arg(&src));
     let s = summary(&out.stdout);
     // a.txt, sub/c.txt, cache/CACHEDIR.TAG (kept); b.tmp, big.bin and the 300 kB file excluded.
@@ -225,18 +224,8 @@ fn backup_options_excludes_tags_dry_run_and_skip_unchanged() {
     let out = ok(cairn()
         .arg("-r")
         .arg(&repo)
-        .args([
-            "--json",
-            "backup",
-            "--skip-if-unchanged",
-            "--exclude",
-            "*.tmp",
-            "--exclude-caches",
-            "--exclude-larger-than",
-            "100k",
-            "--host",
-            "h1",
-        ])
+        .args(["--json", "backup", "--skip-if-unchanged"])
+        .args(SELECT)
         .arg(&src));
     let s = summary(&out.stdout);
     assert_eq!(s["files_unmodified"], 3, "{s}");

@@ -442,6 +442,10 @@ fn slice_range(data: &[u8], name: &str, offset: u64, len: u64) -> Result<Vec<u8>
 }
 
 impl Backend for CachedBackend {
+    fn wants_tree_packs(&self) -> bool {
+        true
+    }
+
     fn hint_tree_packs(&self, packs: &[String]) {
         self.set_tree_packs(packs.iter().cloned());
     }

@@ -204,19 +204,19 @@ pub fn backup(
             path_strings.join(", ")
         )));
     }
-    let parent = match &opts.parent {
+    let parent_snap: Option<(Id, Snapshot)> = match &opts.parent {
         ParentChoice::None => None,
-        ParentChoice::Id(id) => Some(*id),
+        ParentChoice::Id(id) => Some((*id, repo.load_snapshot(id)?)),
         ParentChoice::Auto if opts.stdin.is_some() => None,
         ParentChoice::Auto => {
-            let snaps = repo.load_snapshots()?;
+            let mut snaps = repo.load_snapshots()?;
             find_parent(&snaps, &opts.host, &path_strings, &time)
+                .and_then(|id| snaps.iter().position(|(i, _)| *i == id))
+                .map(|i| snaps.swap_remove(i))
         }
     };
-    let parent_snap = match parent {
-        Some(id) => Some(repo.load_snapshot(&id)?),
-        None => None,
-    };
+    let parent = parent_snap.as_ref().map(|(id, _)| *id);
+    let parent_snap = parent_snap.map(|(_, s)| s);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -258,21 +258,23 @@ pub fn backup(
                     let meta = Path::new("/")
                         .symlink_metadata()
                         .map_err(|e| EngineError::io("/", e))?;
-                    let psub = parent_snap.as_ref().map(|p| p.tree);
+                    // Backing up `/` itself: the parent snapshot's root tree is the parent of "/".
+                    let parent_root = parent_snap.as_ref().map(|p| Node {
+                        node_type: NodeType::Dir,
+                        subtree: Some(p.tree),
+                        ..Node::default()
+                    });
                     let node = walk::save_entry(
                         &ctx,
                         Path::new("/"),
                         "/".as_ref(),
                         &meta,
-                        None,
+                        parent_root.as_ref(),
                         meta_dev(&meta),
                         true,
                     )?;
-                    let id = node
-                        .and_then(|n| n.subtree)
-                        .ok_or_else(|| EngineError::Invalid("cannot read /".into()))?;
-                    ctx.counters.dir(psub, id);
-                    Ok(id)
+                    node.and_then(|n| n.subtree)
+                        .ok_or_else(|| EngineError::Invalid("cannot read /".into()))
                 }
                 Target::Partial(children) => walk::save_partial(
                     &ctx,

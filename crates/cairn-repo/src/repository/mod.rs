@@ -371,14 +371,16 @@ impl Repository {
             }
             idx.add_index_file(f);
         }
-        let tree_packs: std::collections::HashSet<Id> = idx
-            .iter()
-            .filter(|(t, _, _)| *t == crate::BlobType::Tree)
-            .map(|(_, _, loc)| loc.pack_id)
-            .collect();
-        drop(idx);
-        let names: Vec<String> = tree_packs.iter().map(Id::to_hex).collect();
-        self.backend.hint_tree_packs(&names);
+        if self.backend.wants_tree_packs() {
+            let tree_packs: std::collections::HashSet<Id> = idx
+                .iter()
+                .filter(|(t, _, _)| *t == crate::BlobType::Tree)
+                .map(|(_, _, loc)| loc.pack_id)
+                .collect();
+            drop(idx);
+            let names: Vec<String> = tree_packs.iter().map(Id::to_hex).collect();
+            self.backend.hint_tree_packs(&names);
+        }
         Ok(())
     }
 }

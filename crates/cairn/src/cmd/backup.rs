@@ -202,8 +202,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
     let json = g.json;
     let on_warning = |msg: &str| {
         if json {
-            let v = serde_json::json!({"message_type": "error", "error": {"message": msg}, "during": "archival", "item": msg.split(": ").next().unwrap_or("")});
-            eprintln!("{v}");
+            output::json_error("archival", msg);
         } else if !g.quiet {
             eprintln!("error: {msg}");
         }
@@ -246,16 +245,7 @@ fn open_host() -> String {
 }
 
 fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, bar: bool) {
-    let pb = bar.then(|| {
-        let pb = indicatif::ProgressBar::new(0);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} {wide_bar} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    let pb = bar.then(output::bytes_bar);
     let mut last_json = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));

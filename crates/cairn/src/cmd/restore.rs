@@ -41,10 +41,7 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<()> {
     let json = g.json;
     let on_warning = |msg: &str| {
         if json {
-            eprintln!(
-                "{}",
-                serde_json::json!({"message_type": "error", "error": {"message": msg}, "during": "restore", "item": msg.split(": ").next().unwrap_or("")})
-            );
+            output::json_error("restore", msg);
         } else {
             eprintln!("ignoring error for {msg}");
         }
@@ -54,13 +51,7 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<()> {
         let (progress, done) = (&progress, &done);
         let reporter = show_bar.then(|| {
             s.spawn(move || {
-                let pb = indicatif::ProgressBar::new(0);
-                pb.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{elapsed_precise} {wide_bar} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
+                let pb = output::bytes_bar();
                 while !done.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
                     let p = progress.snapshot();
