@@ -1,4 +1,5 @@
-//! Operations on a repository: backup, restore, ls, find, diff, dump, snapshot selection.
+//! Operations on a repository: backup, restore, ls, find, diff, dump, snapshot selection, and
+//! maintenance (forget, prune, check, repair, stats, copy, rewrite).
 //! Operations report progress through counters and callbacks; they never print.
 
 pub mod backup;
@@ -12,5 +13,13 @@ pub mod find;
 pub mod ls;
 pub mod restore;
 pub mod select;
+
+pub mod check;
+pub mod copy;
+pub mod forget;
+pub mod prune;
+pub mod repair;
+pub mod rewrite;
+pub mod stats;
 
 pub use error::{EngineError, Result};

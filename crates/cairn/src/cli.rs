@@ -86,6 +86,30 @@ pub enum Command {
     Dump(DumpArgs),
     /// Remove stale locks.
     Unlock(UnlockArgs),
+    /// Remove snapshots according to a policy (and optionally prune).
+    Forget(crate::cmd::forget::ForgetArgs),
+    /// Remove data that no snapshot references, repacking partly used packs.
+    Prune(crate::cmd::prune::PruneArgs),
+    /// Check the repository for errors (structure, and data with --read-data).
+    Check(crate::cmd::check::CheckArgs),
+    /// Add, remove or set snapshot tags.
+    Tag(crate::cmd::tag::TagArgs),
+    /// Manage repository keys (passwords).
+    Key(crate::cmd::key::KeyArgs),
+    /// List repository objects (snapshots, index, packs, keys, locks, blobs).
+    List(crate::cmd::list::ListArgs),
+    /// Manage the local metadata cache.
+    Cache(crate::cmd::cache::CacheArgs),
+    /// Show repository statistics.
+    Stats(crate::cmd::stats::StatsArgs),
+    /// Apply repository migrations (upgrade_repo_v2).
+    Migrate(crate::cmd::migrate::MigrateArgs),
+    /// Copy snapshots from another repository.
+    Copy(crate::cmd::copy::CopyArgs),
+    /// Rewrite snapshots, excluding files.
+    Rewrite(crate::cmd::rewrite::RewriteArgs),
+    /// Repair the index, packs or snapshots.
+    Repair(crate::cmd::repair::RepairArgs),
     /// Print version information.
     Version,
 }

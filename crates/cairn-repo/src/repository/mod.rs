@@ -2,7 +2,9 @@
 //! typed file access, the in-memory index, blob reads, and blob writes through packers.
 
 mod blobs;
+mod keys;
 mod locking;
+mod maintenance;
 mod packer;
 
 pub use crate::error::LockConflict;

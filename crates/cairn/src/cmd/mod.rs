@@ -1,11 +1,23 @@
 //! One module per command; `run` dispatches.
 
 mod backup;
+pub mod cache;
 mod cat;
+pub mod check;
+pub mod copy;
+pub mod forget;
 mod init;
+pub mod key;
+pub mod list;
+pub mod migrate;
+pub mod prune;
 mod query;
+pub mod repair;
 mod restore;
+pub mod rewrite;
 mod snapshots;
+pub mod stats;
+pub mod tag;
 
 use crate::cli::{Cli, Command, GlobalOpts, SnapshotFilterArgs};
 use anyhow::{Result, anyhow};
@@ -55,6 +67,18 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Diff(a) => query::diff_cmd(g, a),
         Command::Dump(a) => query::dump_cmd(g, a),
         Command::Restore(a) => restore::run(g, a),
+        Command::Forget(a) => forget::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
+        Command::Check(a) => check::run(g, a),
+        Command::Tag(a) => tag::run(g, a),
+        Command::Key(a) => key::run(g, a),
+        Command::List(a) => list::run(g, a),
+        Command::Cache(a) => cache::run(g, a),
+        Command::Stats(a) => stats::run(g, a),
+        Command::Migrate(a) => migrate::run(g, a),
+        Command::Copy(a) => copy::run(g, a),
+        Command::Rewrite(a) => rewrite::run(g, a),
+        Command::Repair(a) => repair::run(g, a),
     }
 }
 

@@ -1,0 +1,1 @@
+//! Repository checks: structure (snapshots, trees, index, packs) and data (--read-data).

@@ -1,0 +1,1 @@
+//! Copy snapshots between repositories (re-chunking when chunker parameters differ).

@@ -1,0 +1,1 @@
+//! Snapshot retention policies (restic's forget semantics): grouping, keep rules, reasons.

@@ -1,0 +1,1 @@
+//! Repairs: rebuild the index from pack headers, salvage damaged packs.

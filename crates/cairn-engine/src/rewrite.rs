@@ -1,0 +1,1 @@
+//! Rewrite snapshots: exclude files, repair damaged trees (repair snapshots).
