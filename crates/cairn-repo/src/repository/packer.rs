@@ -229,6 +229,13 @@ impl Repository {
         if self.index.read().contains(t, &id) {
             return Ok(false);
         }
+        self.save_blob_again(t, id, data)
+    }
+
+    /// Store a blob even if the index already knows it (repacking in prune, salvaging in
+    /// `repair packs`); only blobs being stored right now are not stored twice. Returns whether
+    /// it was stored. `id` must be SHA-256 of `data`.
+    pub fn save_blob_again(&self, t: BlobType, id: Id, data: &[u8]) -> Result<bool> {
         if !self.packers.in_flight.lock().insert((t, id)) {
             return Ok(false);
         }
@@ -262,6 +269,22 @@ impl Repository {
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         st.data_added_packed
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Store an already encrypted (and possibly compressed) blob as it is, even if the index
+    /// knows it: repacking without decrypting. The caller must have verified it (MAC and id).
+    pub fn save_sealed_blob_again(
+        &self,
+        t: BlobType,
+        id: Id,
+        sealed: &[u8],
+        uncompressed_length: Option<u32>,
+    ) -> Result<bool> {
+        if !self.packers.in_flight.lock().insert((t, id)) {
+            return Ok(false);
+        }
+        self.add_sealed(t, id, sealed, uncompressed_length)?;
         Ok(true)
     }
 
