@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// The kind of repository file; selects the directory it lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FileType {
     /// The `config` file (name is always `config`).
     Config,

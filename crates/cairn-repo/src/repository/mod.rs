@@ -6,6 +6,8 @@ mod keys;
 mod locking;
 mod maintenance;
 mod packer;
+#[cfg(test)]
+mod test_support;
 
 pub use crate::error::LockConflict;
 pub use locking::{LockGuard, LockMode, release_all_locks};

@@ -403,7 +403,7 @@ impl Repository {
     }
 }
 
-fn index_pack(pack_id: Id, blobs: &[PackBlob]) -> IndexPack {
+pub(super) fn index_pack(pack_id: Id, blobs: &[PackBlob]) -> IndexPack {
     IndexPack {
         id: pack_id,
         blobs: blobs
