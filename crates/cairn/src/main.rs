@@ -47,12 +47,16 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     1
 }
 
-/// Handle SIGINT/SIGTERM/SIGHUP on a dedicated thread: remove the repository locks this
-/// process holds (so restic and Cairn do not see a stale lock) and exit with 130 like restic.
+/// Handle SIGINT/SIGTERM on a dedicated thread: remove the repository locks this process
+/// holds (so restic and Cairn do not see a stale lock) and exit with 130 like restic.
+/// SIGHUP is ignored, as restic does: restic probes whether the process holding a lock on
+/// its own host is alive by sending it SIGHUP (restic 0.14's `unlock` and stale checks).
 fn install_signal_handling() {
-    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signal::{SigHandler, SigSet, Signal, signal};
+    // SAFETY: installing SIG_IGN runs no code in signal context.
+    let _ = unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) };
     let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
         set.add(s);
     }
     if set.thread_block().is_err() {
