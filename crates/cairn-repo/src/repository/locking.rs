@@ -19,7 +19,13 @@ pub enum LockMode {
     Exclusive,
 }
 
-const REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// How often a held lock is rewritten with a new time (restic: every 5 minutes), in ms.
+static REFRESH_INTERVAL_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(5 * 60 * 1000);
+
+fn refresh_interval() -> Duration {
+    Duration::from_millis(REFRESH_INTERVAL_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
 
 type HeldLock = (Arc<dyn crate::backend::Backend>, Arc<Mutex<Id>>);
 
@@ -126,7 +132,7 @@ impl Repository {
                         {
                             let mut stopped = stop.0.lock();
                             if !*stopped {
-                                stop.1.wait_for(&mut stopped, REFRESH_INTERVAL);
+                                stop.1.wait_for(&mut stopped, refresh_interval());
                             }
                             if *stopped {
                                 return;
@@ -186,5 +192,42 @@ impl Drop for LockGuard {
         if let Err(e) = self.repo.backend.remove(FileType::Lock, &id.to_hex()) {
             tracing::warn!("removing lock {}: {e}", id.short());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_locks_are_refreshed_and_removed_on_drop() {
+        REFRESH_INTERVAL_MS.store(100, std::sync::atomic::Ordering::Relaxed);
+        let repo = Arc::new(super::super::test_support::test_repo());
+        let guard = repo.lock(LockMode::Shared, Duration::ZERO).unwrap();
+        let first = *guard.current.lock();
+        let first_info =
+            LockInfo::from_json(&repo.load_unpacked(FileType::Lock, &first).unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(450));
+        let ids = repo.list_ids(FileType::Lock).unwrap();
+        assert_eq!(ids.len(), 1, "the old lock file is removed after a refresh");
+        assert_ne!(ids[0], first, "the lock was rewritten");
+        let info =
+            LockInfo::from_json(&repo.load_unpacked(FileType::Lock, &ids[0]).unwrap()).unwrap();
+        assert!(info.parsed_time() > first_info.parsed_time());
+        // A shared lock lets another shared lock in, but not an exclusive one.
+        let other = repo.lock(LockMode::Shared, Duration::ZERO).unwrap();
+        assert!(matches!(
+            repo.lock(LockMode::Exclusive, Duration::ZERO),
+            Err(RepoError::Locked(_))
+        ));
+        drop(other);
+        drop(guard);
+        assert!(repo.list_ids(FileType::Lock).unwrap().is_empty());
+        let ex = repo.lock(LockMode::Exclusive, Duration::ZERO).unwrap();
+        assert!(matches!(
+            repo.lock(LockMode::Shared, Duration::ZERO),
+            Err(RepoError::Locked(_))
+        ));
+        drop(ex);
     }
 }
