@@ -110,6 +110,9 @@ pub enum Command {
     Rewrite(crate::cmd::rewrite::RewriteArgs),
     /// Repair the index, packs or snapshots.
     Repair(crate::cmd::repair::RepairArgs),
+    /// Deprecated name of `repair index` (restic's `rebuild-index`).
+    #[command(name = "rebuild-index", hide = true)]
+    RebuildIndex(crate::cmd::repair::index::RepairIndexArgs),
     /// Print version information.
     Version,
 }
@@ -134,15 +137,14 @@ pub struct InitArgs {
     /// Repository format version: 1, 2 or latest.
     #[arg(long, default_value = "2")]
     pub repository_version: String,
-    /// Copy the chunker polynomial from this repository (keeps deduplication for copy).
+    /// Copy the chunker parameters from the --from-repo repository (copies then keep
+    /// deduplication).
     #[arg(long)]
     pub copy_chunker_params: bool,
-    /// Source repository for --copy-chunker-params.
-    #[arg(long, value_name = "REPOSITORY")]
-    pub from_repo: Option<String>,
-    /// Password file of the source repository.
-    #[arg(long, value_name = "FILE")]
-    pub from_password_file: Option<PathBuf>,
+    /// The repository to copy the chunker parameters from (--from-repo, --from-password-file,
+    /// ...).
+    #[command(flatten)]
+    pub from: crate::cmd::copy::FromRepoArgs,
 }
 
 /// `backup` options.

@@ -163,7 +163,8 @@ pub fn run_password_command(cmd: &str) -> Result<Vec<u8>> {
     Ok(trim_password(&s))
 }
 
-fn prompt(msg: &str) -> Result<Vec<u8>> {
+/// Ask for a password on the terminal without echo.
+pub(crate) fn prompt(msg: &str) -> Result<Vec<u8>> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     use std::io::Write;
     eprint!("{msg}");

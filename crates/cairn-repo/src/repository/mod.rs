@@ -10,6 +10,7 @@ mod packer;
 mod test_support;
 
 pub use crate::error::LockConflict;
+pub use keys::KeyListing;
 pub use locking::{LockGuard, LockMode, release_all_locks};
 pub use packer::SaveStats;
 

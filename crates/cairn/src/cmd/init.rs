@@ -2,7 +2,7 @@
 
 use crate::cli::{GlobalOpts, InitArgs};
 use crate::open::{self, RepoLocation};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use cairn_repo::chunker::Pol;
 use cairn_repo::repository::{InitOptions, Repository};
 
@@ -18,19 +18,10 @@ pub fn run(g: &GlobalOpts, a: &InitArgs) -> Result<()> {
         RepoLocation::Default(d) => (d.repo.display().to_string(), Some(d.clone())),
     };
     let pol = if a.copy_chunker_params {
-        let from = a
-            .from_repo
-            .clone()
-            .or_else(|| open::env("FROM_REPOSITORY"))
-            .ok_or_else(|| anyhow!("--copy-chunker-params needs --from-repo"))?;
-        let pw = match &a.from_password_file {
-            Some(f) => std::fs::read_to_string(f)?.trim().as_bytes().to_vec(),
-            None => open::env("FROM_PASSWORD")
-                .map(String::into_bytes)
-                .ok_or_else(|| anyhow!("give the source password with --from-password-file"))?,
-        };
-        let src = Repository::open(open::backend_for(&from)?, &pw, Default::default())?;
+        let src = super::copy::open_from(&a.from)?;
         Some(Pol(src.config().chunker_polynomial))
+    } else if a.from.location_given() {
+        bail!("a source repository (--from-repo) may only be given with --copy-chunker-params");
     } else {
         None
     };

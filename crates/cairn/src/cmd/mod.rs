@@ -79,6 +79,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Copy(a) => copy::run(g, a),
         Command::Rewrite(a) => rewrite::run(g, a),
         Command::Repair(a) => repair::run(g, a),
+        Command::RebuildIndex(a) => repair::index::run(g, a),
     }
 }
 
@@ -118,22 +119,10 @@ pub fn lock(g: &GlobalOpts, repo: &Arc<Repository>, mode: LockMode) -> Result<Op
     Ok(Some(repo.lock(mode, retry)?))
 }
 
-/// Convert filter flags to the engine's snapshot filter.
+/// Convert filter flags to the engine's snapshot filter (restic's rules: `--tag ''` selects
+/// snapshots without tags).
 pub fn snapshot_filter(f: &SnapshotFilterArgs) -> SnapshotFilter {
-    SnapshotFilter {
-        hosts: f.host.clone(),
-        tags: f
-            .tag
-            .iter()
-            .map(|t| {
-                t.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .collect(),
-        paths: f.path.clone(),
-    }
+    forget::build_filter(&f.host, &f.tag, &f.path)
 }
 
 #[cfg(test)]

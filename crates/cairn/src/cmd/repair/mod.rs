@@ -1,6 +1,6 @@
 //! `cairn repair index|packs|snapshots`.
 
-mod index;
+pub mod index;
 mod packs;
 mod snapshots;
 

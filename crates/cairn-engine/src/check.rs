@@ -1,1 +1,0 @@
-//! Repository checks: structure (snapshots, trees, index, packs) and data (--read-data).

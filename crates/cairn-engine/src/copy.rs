@@ -1,1 +1,0 @@
-//! Copy snapshots between repositories (re-chunking when chunker parameters differ).

@@ -1,1 +1,0 @@
-//! Snapshot retention policies (restic's forget semantics): grouping, keep rules, reasons.

@@ -1,1 +1,0 @@
-//! Prune: plan from the index which packs to keep, repack or delete, then execute crash-safely.

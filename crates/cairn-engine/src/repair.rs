@@ -1,1 +1,0 @@
-//! Repairs: rebuild the index from pack headers, salvage damaged packs.

@@ -1,1 +1,0 @@
-//! Rewrite snapshots: exclude files, repair damaged trees (repair snapshots).
