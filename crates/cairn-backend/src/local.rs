@@ -53,9 +53,36 @@ impl LocalBackend {
     }
 }
 
+/// Filesystems whose directory listings show a completed rename at once on every client
+/// (local disk filesystems); network and FUSE filesystems may cache listings.
+const CONSISTENT_FILESYSTEMS: [i64; 9] = [
+    0xEF53,      // ext2/3/4
+    0x5846_5342, // xfs
+    0x9123_683E, // btrfs
+    0x0102_1994, // tmpfs
+    0x2FC1_2FC1, // zfs
+    0x794C_7630, // overlayfs
+    0xF2F5_2010, // f2fs
+    0x4244,      // hfs
+    0x5346_544E, // ntfs (kernel driver)
+];
+
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    /// Zero on local disk filesystems (the lock re-check sees every completed write), restic's
+    /// 200 ms elsewhere (NFS, SMB, FUSE mounts).
+    // The filesystem type is i64 here but i32 on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    fn lock_settle_time(&self) -> std::time::Duration {
+        match nix::sys::statfs::statfs(&self.root.join("locks")) {
+            Ok(st) if CONSISTENT_FILESYSTEMS.contains(&(st.filesystem_type().0 as i64)) => {
+                std::time::Duration::ZERO
+            }
+            _ => std::time::Duration::from_millis(200),
+        }
     }
 
     fn create(&self) -> Result<(), BackendError> {
@@ -211,6 +238,27 @@ impl Backend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_settle_time_is_zero_only_on_local_disk_filesystems() {
+        use std::time::Duration;
+        let missing = LocalBackend::new("/nonexistent/cairn-repo");
+        assert_eq!(missing.lock_settle_time(), Duration::from_millis(200));
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        #[allow(clippy::unnecessary_cast)]
+        let fs = nix::sys::statfs::statfs(dir.path())
+            .unwrap()
+            .filesystem_type()
+            .0 as i64;
+        let expected = if CONSISTENT_FILESYSTEMS.contains(&fs) {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(200)
+        };
+        assert_eq!(b.lock_settle_time(), expected);
+    }
 
     #[test]
     fn write_read_list_remove() {

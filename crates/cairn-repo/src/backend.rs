@@ -119,4 +119,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Hint given after the index is loaded: the packs holding tree blobs (a caching layer
     /// keeps those on local disk). Ignored by default.
     fn hint_tree_packs(&self, _packs: &[String]) {}
+    /// How long a new lock file must settle before the re-check for conflicting locks
+    /// (restic's protocol waits 200 ms, for stores whose listings lag behind writes). A store
+    /// whose listing shows every completed write at once may return zero: whichever of two
+    /// racing lockers writes second then sees the first in its re-check.
+    fn lock_settle_time(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(200)
+    }
 }

@@ -450,6 +450,10 @@ impl Backend for CachedBackend {
         self.set_tree_packs(packs.iter().cloned());
     }
 
+    fn lock_settle_time(&self) -> std::time::Duration {
+        self.inner.lock_settle_time()
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }

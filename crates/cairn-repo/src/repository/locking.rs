@@ -114,7 +114,7 @@ impl Repository {
             return Err(to_conflict(i));
         }
         let id = self.write_lock(mode)?;
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(self.backend.lock_settle_time());
         if let Some(i) = self.conflicting_lock(mode, Some(&id))? {
             let _ = self.backend.remove(FileType::Lock, &id.to_hex());
             return Err(to_conflict(i));
