@@ -147,11 +147,9 @@ pub struct InitArgs {
     pub from: crate::cmd::copy::FromRepoArgs,
 }
 
-/// `backup` options.
-#[derive(Debug, Args, Default)]
-pub struct BackupArgs {
-    /// Files and directories to back up.
-    pub paths: Vec<PathBuf>,
+/// restic's exclude pattern flags (`backup`, `rewrite`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExcludePatternArgs {
     /// Exclude paths matching PATTERN (repeatable).
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub exclude: Vec<String>,
@@ -164,6 +162,28 @@ pub struct BackupArgs {
     /// Read case-insensitive exclude patterns from FILE.
     #[arg(long = "iexclude-file", value_name = "FILE")]
     pub iexclude_file: Vec<PathBuf>,
+}
+
+impl ExcludePatternArgs {
+    /// The engine's pattern options for these flags.
+    pub fn options(&self) -> cairn_engine::filter::PatternOptions {
+        cairn_engine::filter::PatternOptions {
+            patterns: self.exclude.clone(),
+            insensitive_patterns: self.iexclude.clone(),
+            files: self.exclude_file.clone(),
+            insensitive_files: self.iexclude_file.clone(),
+        }
+    }
+}
+
+/// `backup` options.
+#[derive(Debug, Args, Default)]
+pub struct BackupArgs {
+    /// Files and directories to back up.
+    pub paths: Vec<PathBuf>,
+    /// Exclude patterns.
+    #[command(flatten)]
+    pub patterns: ExcludePatternArgs,
     /// Exclude directories marked with a CACHEDIR.TAG file.
     #[arg(long)]
     pub exclude_caches: bool,

@@ -86,8 +86,20 @@ fn tune_allocator() {
     }
 }
 
+/// Raise the soft limit of open files to the hard limit (as Go, and so restic, does): the
+/// parallel directory walk keeps one descriptor per directory being read.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 fn main() -> ExitCode {
     tune_allocator();
+    raise_open_file_limit();
     let cli = cli::Cli::parse();
     install_signal_handling();
     let level = match (cli.global.quiet, cli.global.verbose) {

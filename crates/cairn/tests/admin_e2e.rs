@@ -32,20 +32,6 @@ fn restic_r(bin: &Path, cache: &Path, repo: &Path) -> Command {
     c
 }
 
-fn extract_fixture(name: &str, into: &Path) -> PathBuf {
-    let archive = shared()
-        .join("fixtures")
-        .join(format!("restic-0.14.0-{name}.tar.gz"));
-    ok(Command::new("tar")
-        .arg("xzf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(into));
-    let repo = into.join(name);
-    ok(Command::new("chmod").args(["-R", "u+w"]).arg(&repo));
-    repo
-}
-
 fn write_file(p: &Path, s: &str) -> PathBuf {
     std::fs::write(p, s).unwrap();
     p.to_path_buf()

@@ -203,16 +203,7 @@ fn restic_fixtures_and_a_cairn_repository_check_clean() {
     let Some(t) = Tools::get() else { return };
     let d = tempfile::tempdir().unwrap();
     for name in ["repo-v1", "repo-v2"] {
-        let archive = shared()
-            .join("fixtures")
-            .join(format!("restic-0.14.0-{name}.tar.gz"));
-        ok(Command::new("tar")
-            .arg("xzf")
-            .arg(&archive)
-            .arg("-C")
-            .arg(d.path()));
-        let repo = d.path().join(name);
-        ok(Command::new("chmod").args(["-R", "u+w"]).arg(&repo));
+        let repo = extract_fixture(name, d.path());
         for args in [&[][..], &["--read-data"]] {
             let out = run(cairn()
                 .env("RESTIC_PASSWORD", "fixture-password")

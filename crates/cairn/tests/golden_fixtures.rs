@@ -3,24 +3,6 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
-
-fn extract(name: &str, into: &Path) -> PathBuf {
-    let archive = shared()
-        .join("fixtures")
-        .join(format!("restic-0.14.0-{name}.tar.gz"));
-    assert!(archive.exists(), "missing fixture {}", archive.display());
-    ok(std::process::Command::new("tar")
-        .arg("xzf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(into));
-    let repo = into.join(name);
-    ok(std::process::Command::new("chmod")
-        .args(["-R", "u+w"])
-        .arg(&repo));
-    repo
-}
 
 fn fixture_cairn() -> std::process::Command {
     let mut c = cairn();
@@ -30,7 +12,7 @@ fn fixture_cairn() -> std::process::Command {
 
 fn check_listing(name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = extract(name, dir.path());
+    let repo = extract_fixture(name, dir.path());
     let expected = shared()
         .join("fixtures/expected")
         .join(name)
@@ -68,7 +50,7 @@ fn check_restore(name: &str) {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let repo = extract(name, d);
+    let repo = extract_fixture(name, d);
     // Rebuild the source tree the fixture was made from, and its modified version.
     let first = d.join("first");
     make_source_tree(&first);

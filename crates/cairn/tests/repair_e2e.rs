@@ -394,17 +394,7 @@ fn repair_packs_salvages_all_but_the_damaged_blob() {
 }
 
 fn extract_fixture(env: &Env, name: &str) -> PathBuf {
-    let archive = shared()
-        .join("fixtures")
-        .join(format!("restic-0.14.0-{name}.tar.gz"));
-    ok(Command::new("tar")
-        .arg("xzf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(env.path()));
-    let repo = env.path().join(name);
-    ok(Command::new("chmod").args(["-R", "u+w"]).arg(&repo));
-    repo
+    common::extract_fixture(name, env.path())
 }
 
 const FIXTURE_PW: &str = "fixture-password";

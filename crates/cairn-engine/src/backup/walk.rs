@@ -309,29 +309,31 @@ fn save_dir(ctx: &Ctx<'_>, path: &Path, parent: Option<Id>, dev: u64) -> Result<
             return Ok(None);
         }
     };
-    let mut names = Vec::new();
+    // Entries keep the directory open: their `metadata()` is an `fstatat` relative to it
+    // (no lstat of the full path, which walks every path component again).
+    let mut entries = Vec::new();
     for e in rd {
         match e {
-            Ok(e) => names.push(e.file_name()),
+            Ok(e) => entries.push((e.file_name(), e)),
             Err(e) => ctx.warn(format!("{}: {e}", path.display())),
         }
     }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     // --exclude-caches / --exclude-if-present: keep only the tag file of a tagged directory.
     for rule in &ctx.opts.tag_rules {
         match rule.dir_is_excluded(path) {
-            Ok(true) => names.retain(|n| rule.is_tag_file(n)),
+            Ok(true) => entries.retain(|(n, _)| rule.is_tag_file(n)),
             Ok(false) => {}
             Err(e) => ctx.warn(e.to_string()),
         }
     }
     let parent_tree = ctx.load_parent_tree(parent);
-    let nodes: Vec<Option<Node>> = names
+    let nodes: Vec<Option<Node>> = entries
         .par_iter()
         .with_min_len(8)
-        .map(|name| -> Result<Option<Node>> {
+        .map(|(name, entry)| -> Result<Option<Node>> {
             let child = path.join(name);
-            let meta = match child.symlink_metadata() {
+            let meta = match entry.metadata() {
                 Ok(m) => m,
                 Err(e) => {
                     ctx.warn(format!("{}: {e}", child.display()));

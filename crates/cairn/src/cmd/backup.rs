@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use cairn_engine::backup::{
     BackupOptions, BackupProgress, BackupResult, ParentChoice, StdinSource, backup,
 };
-use cairn_engine::filter::{Excluder, PatternOptions, TagFileRule, parse_size};
+use cairn_engine::filter::{Excluder, TagFileRule, parse_size};
 use cairn_repo::gotime::GoTime;
 use cairn_repo::repository::LockMode;
 use std::path::PathBuf;
@@ -127,12 +127,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
     if a.stdin && !paths.is_empty() {
         return Err(anyhow!("--stdin cannot be combined with paths"));
     }
-    let pattern_opts = PatternOptions {
-        patterns: a.exclude.clone(),
-        insensitive_patterns: a.iexclude.clone(),
-        files: a.exclude_file.clone(),
-        insensitive_files: a.iexclude_file.clone(),
-    };
+    let pattern_opts = a.patterns.options();
     let excluder = if pattern_opts.is_empty() {
         None
     } else {
@@ -145,8 +140,8 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
     for spec in &a.exclude_if_present {
         tag_rules.push(TagFileRule::parse(spec)?);
     }
-    let mut recorded = a.exclude.clone();
-    recorded.extend(a.iexclude.iter().cloned());
+    let mut recorded = a.patterns.exclude.clone();
+    recorded.extend(a.patterns.iexclude.iter().cloned());
     let host = match &a.host {
         Some(h) => h.clone(),
         None => open_host(),

@@ -3,7 +3,7 @@
 
 use crate::cli::{GlobalOpts, SnapshotFilterArgs};
 use anyhow::{Context, Result, anyhow, bail};
-use cairn_engine::filter::{Excluder, PatternOptions};
+use cairn_engine::filter::Excluder;
 use cairn_engine::rewrite::{
     ReplaceOptions, Replaced, RewriteEvent, exclude_from_tree, replace_snapshot,
 };
@@ -13,7 +13,6 @@ use cairn_repo::gotime::GoTime;
 use cairn_repo::repository::{LockMode, Repository};
 use cairn_repo::snapshot::Snapshot;
 use clap::Args;
-use std::path::PathBuf;
 
 /// `rewrite` options.
 #[derive(Debug, Args)]
@@ -24,18 +23,9 @@ pub struct RewriteArgs {
     /// Snapshot filters (when no ids are given).
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
-    /// Exclude paths matching PATTERN (repeatable).
-    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
-    pub exclude: Vec<String>,
-    /// Like --exclude, case-insensitive.
-    #[arg(long = "iexclude", value_name = "PATTERN")]
-    pub iexclude: Vec<String>,
-    /// Read exclude patterns from FILE.
-    #[arg(long = "exclude-file", value_name = "FILE")]
-    pub exclude_file: Vec<PathBuf>,
-    /// Read case-insensitive exclude patterns from FILE.
-    #[arg(long = "iexclude-file", value_name = "FILE")]
-    pub iexclude_file: Vec<PathBuf>,
+    /// Exclude patterns.
+    #[command(flatten)]
+    pub patterns: crate::cli::ExcludePatternArgs,
     /// Remove the original snapshots after creating the new ones.
     #[arg(long)]
     pub forget: bool,
@@ -165,12 +155,7 @@ pub fn open_selected(
 
 /// Run `cairn rewrite`.
 pub fn run(g: &GlobalOpts, a: &RewriteArgs) -> Result<()> {
-    let patterns = PatternOptions {
-        patterns: a.exclude.clone(),
-        insensitive_patterns: a.iexclude.clone(),
-        files: a.exclude_file.clone(),
-        insensitive_files: a.iexclude_file.clone(),
-    };
+    let patterns = a.patterns.options();
     if patterns.is_empty() && a.new_host.is_none() && a.new_time.is_none() {
         bail!("Nothing to do: no excludes provided and no new metadata provided");
     }

@@ -16,6 +16,23 @@ pub fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
+/// Extract the fixture repository `restic-0.14.0-<name>.tar.gz` (`repo-v1`, `repo-v2`,
+/// `repo-forget`) into `into`, made writable; returns its path (`into/<name>`).
+pub fn extract_fixture(name: &str, into: &Path) -> PathBuf {
+    let archive = shared()
+        .join("fixtures")
+        .join(format!("restic-0.14.0-{name}.tar.gz"));
+    assert!(archive.exists(), "missing fixture {}", archive.display());
+    ok(Command::new("tar")
+        .arg("xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(into));
+    let repo = into.join(name);
+    ok(Command::new("chmod").args(["-R", "u+w"]).arg(&repo));
+    repo
+}
+
 /// The cairn binary under test.
 pub fn cairn() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));

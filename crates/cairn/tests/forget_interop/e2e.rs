@@ -9,16 +9,7 @@ fn vectors() -> Value {
 }
 
 fn fixture_copy(dir: &Path) -> PathBuf {
-    let tgz = shared().join("fixtures/restic-0.14.0-repo-forget.tar.gz");
-    ok(std::process::Command::new("tar")
-        .arg("xzf")
-        .arg(&tgz)
-        .arg("-C")
-        .arg(dir));
-    ok(std::process::Command::new("chmod")
-        .args(["-R", "u+w"])
-        .arg(dir.join("repo-forget")));
-    dir.join("repo-forget")
+    extract_fixture("repo-forget", dir)
 }
 
 fn fixture_cairn(repo: &Path) -> std::process::Command {
