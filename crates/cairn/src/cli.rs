@@ -61,6 +61,21 @@ pub struct GlobalOpts {
     /// Target pack size in MiB, 4..128 (env: RESTIC_PACK_SIZE).
     #[arg(long, global = true, value_name = "MIB")]
     pub pack_size: Option<u32>,
+    /// Backend option key=value (e.g. s3.region=eu-west-1, sftp.command=...), repeatable.
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    pub option: Vec<String>,
+    /// Limit uploads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KIB_S")]
+    pub limit_upload: Option<u64>,
+    /// Limit downloads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KIB_S")]
+    pub limit_download: Option<u64>,
+    /// Extra CA certificate (PEM) to trust for TLS (repeatable).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cacert: Vec<PathBuf>,
+    /// TLS client certificate and key (PEM) for the REST backend.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_client_cert: Option<PathBuf>,
 }
 
 /// All commands.
@@ -110,6 +125,8 @@ pub enum Command {
     Rewrite(crate::cmd::rewrite::RewriteArgs),
     /// Repair the index, packs or snapshots.
     Repair(crate::cmd::repair::RepairArgs),
+    /// Serve repositories over restic's REST protocol (like rest-server).
+    Serve(crate::cmd::serve::ServeArgs),
     /// Deprecated name of `repair index` (restic's `rebuild-index`).
     #[command(name = "rebuild-index", hide = true)]
     RebuildIndex(crate::cmd::repair::index::RepairIndexArgs),

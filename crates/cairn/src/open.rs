@@ -77,25 +77,25 @@ pub fn location(g: &GlobalOpts) -> Result<RepoLocation> {
     Ok(RepoLocation::Default(DefaultRepo::locate()?))
 }
 
-/// Location prefixes of remote backends.
-const REMOTE_SCHEMES: [&str; 8] = [
-    "sftp:", "s3:", "rest:", "rclone:", "b2:", "azure:", "gs:", "swift:",
-];
+/// Backend settings from the global flags (`-o key=value`, `--limit-upload`,
+/// `--limit-download`, `--cacert`, `--tls-client-cert`).
+pub fn backend_options(g: &GlobalOpts) -> Result<cairn_backend::BackendOptions> {
+    let values = cairn_backend::BackendOptions::parse_pairs(g.option.iter().map(String::as_str))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(cairn_backend::BackendOptions {
+        values,
+        limit_upload_kib: g.limit_upload,
+        limit_download_kib: g.limit_download,
+        ca_certs: g.cacert.clone(),
+        tls_client_cert: g.tls_client_cert.clone(),
+    })
+}
 
-/// Build the backend for a location string (`/path`, `local:/path`).
-pub fn backend_for(loc: &str) -> Result<Arc<dyn Backend>> {
-    if let Some(p) = loc.strip_prefix("local:") {
-        return Ok(Arc::new(LocalBackend::new(p)));
-    }
-    for scheme in REMOTE_SCHEMES {
-        if loc.starts_with(scheme) {
-            bail!(
-                "repository {loc:?}: the {} backend is not available yet; use a local path",
-                scheme.trim_end_matches(':')
-            );
-        }
-    }
-    Ok(Arc::new(LocalBackend::new(loc)))
+/// Build the backend for a location string (`/path`, `local:/path`, `sftp:`, `s3:`,
+/// `rest:`, `rclone:`).
+pub fn backend_for(g: &GlobalOpts, loc: &str) -> Result<Arc<dyn Backend>> {
+    let opts = backend_options(g)?;
+    cairn_backend::open_backend(loc, &opts).with_context(|| format!("opening repository {loc}"))
 }
 
 fn trim_password(s: &str) -> Vec<u8> {
@@ -265,11 +265,14 @@ pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
             d.repo.display().to_string()
         }
     };
-    let backend = backend_for(&path)?;
-    if let Err(e) = backend.stat(cairn_repo::backend::FileType::Config, "config")
-        && e.is_not_found()
-    {
-        return Err(cairn_repo::RepoError::NoRepository(path).into());
+    let backend = backend_for(g, &path)?;
+    match backend.stat(cairn_repo::backend::FileType::Config, "config") {
+        Err(e) if e.is_not_found() => {
+            return Err(cairn_repo::RepoError::NoRepository(path).into());
+        }
+        // Already retried by the backend layers: do not try again by reading it.
+        Err(e) => return Err(e).with_context(|| format!("reading the config of {path}")),
+        Ok(_) => {}
     }
     let pw = password(g, &loc, false)?;
     let repo = Repository::open(backend, &pw, write_options(g)?)?;
@@ -286,7 +289,7 @@ pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
 /// Whether the repository at `loc` gets the metadata cache: remote repositories do; local
 /// ones are on disk already, unless `CAIRN_CACHE_LOCAL=1` forces it (for testing the cache).
 fn wants_cache(loc: &str) -> bool {
-    let remote = REMOTE_SCHEMES.iter().any(|s| loc.starts_with(s));
+    let remote = cairn_backend::open::is_remote(loc);
     remote || std::env::var("CAIRN_CACHE_LOCAL").is_ok_and(|v| v == "1")
 }
 

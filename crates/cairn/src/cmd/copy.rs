@@ -104,9 +104,9 @@ impl FromRepoArgs {
 }
 
 /// Open the source repository described by `f` (no cache; index not loaded).
-pub fn open_from(f: &FromRepoArgs) -> Result<Arc<Repository>> {
+pub fn open_from(g: &GlobalOpts, f: &FromRepoArgs) -> Result<Arc<Repository>> {
     let loc = f.location()?;
-    let backend = open::backend_for(&loc)?;
+    let backend = open::backend_for(g, &loc)?;
     if let Err(e) = backend.stat(FileType::Config, "config")
         && e.is_not_found()
     {
@@ -151,7 +151,7 @@ pub fn describe(id: &Id, s: &Snapshot) -> String {
 
 /// Run `cairn copy`.
 pub fn run(g: &GlobalOpts, a: &CopyArgs) -> Result<()> {
-    let src = open_from(&a.from)?;
+    let src = open_from(g, &a.from)?;
     let dst = open::open(g)?;
     let _src_lock = super::lock(g, &src, LockMode::Shared)?;
     // The destination is always locked (restic ignores --no-lock for it).

@@ -18,7 +18,7 @@ pub fn run(g: &GlobalOpts, a: &InitArgs) -> Result<()> {
         RepoLocation::Default(d) => (d.repo.display().to_string(), Some(d.clone())),
     };
     let pol = if a.copy_chunker_params {
-        let src = super::copy::open_from(&a.from)?;
+        let src = super::copy::open_from(g, &a.from)?;
         Some(Pol(src.config().chunker_polynomial))
     } else if a.from.location_given() {
         bail!("a source repository (--from-repo) may only be given with --copy-chunker-params");
@@ -48,7 +48,7 @@ pub fn run(g: &GlobalOpts, a: &InitArgs) -> Result<()> {
         std::fs::create_dir_all(&path)?;
     }
     let repo = Repository::init(
-        open::backend_for(&path)?,
+        open::backend_for(g, &path)?,
         &pw,
         InitOptions {
             version,

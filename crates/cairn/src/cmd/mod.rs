@@ -15,6 +15,7 @@ mod query;
 pub mod repair;
 mod restore;
 pub mod rewrite;
+pub mod serve;
 mod snapshots;
 pub mod stats;
 pub mod tag;
@@ -80,6 +81,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Rewrite(a) => rewrite::run(g, a),
         Command::Repair(a) => repair::run(g, a),
         Command::RebuildIndex(a) => repair::index::run(g, a),
+        Command::Serve(a) => serve::run(g, a),
     }
 }
 
