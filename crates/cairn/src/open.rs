@@ -249,6 +249,18 @@ fn ensure_cache_dir(dir: &std::path::Path) {
     }
 }
 
+/// Fail with "no repository" (exit code 10) when `location` has no config file; any other
+/// error is returned at once (the backend layers already retried it).
+pub fn require_config(backend: &dyn Backend, location: &str) -> Result<()> {
+    match backend.stat(cairn_repo::backend::FileType::Config, "config") {
+        Err(e) if e.is_not_found() => {
+            Err(cairn_repo::RepoError::NoRepository(location.to_string()).into())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the config of {location}")),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Open the configured repository (not creating the default one).
 pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
     let loc = location(g)?;
@@ -266,14 +278,7 @@ pub fn open(g: &GlobalOpts) -> Result<Arc<Repository>> {
         }
     };
     let backend = backend_for(g, &path)?;
-    match backend.stat(cairn_repo::backend::FileType::Config, "config") {
-        Err(e) if e.is_not_found() => {
-            return Err(cairn_repo::RepoError::NoRepository(path).into());
-        }
-        // Already retried by the backend layers: do not try again by reading it.
-        Err(e) => return Err(e).with_context(|| format!("reading the config of {path}")),
-        Ok(_) => {}
-    }
+    require_config(backend.as_ref(), &path)?;
     let pw = password(g, &loc, false)?;
     let repo = Repository::open(backend, &pw, write_options(g)?)?;
     let repo = match cache_dir(g) {

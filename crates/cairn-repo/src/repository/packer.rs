@@ -272,22 +272,6 @@ impl Repository {
         Ok(true)
     }
 
-    /// Store an already encrypted (and possibly compressed) blob as it is, even if the index
-    /// knows it: repacking without decrypting. The caller must have verified it (MAC and id).
-    pub fn save_sealed_blob_again(
-        &self,
-        t: BlobType,
-        id: Id,
-        sealed: &[u8],
-        uncompressed_length: Option<u32>,
-    ) -> Result<bool> {
-        if !self.packers.in_flight.lock().insert((t, id)) {
-            return Ok(false);
-        }
-        self.add_sealed(t, id, sealed, uncompressed_length)?;
-        Ok(true)
-    }
-
     fn slot(&self, t: BlobType) -> &Mutex<Option<PackWriter>> {
         match t {
             BlobType::Data => &self.packers.data,

@@ -8,7 +8,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use cairn_engine::copy::{Copier, CopyProgress, index_by_original};
 use cairn_engine::select::select_snapshots;
 use cairn_repo::Id;
-use cairn_repo::backend::FileType;
 use cairn_repo::repository::{LockMode, Repository, WriteOptions};
 use cairn_repo::snapshot::Snapshot;
 use clap::Args;
@@ -107,11 +106,7 @@ impl FromRepoArgs {
 pub fn open_from(g: &GlobalOpts, f: &FromRepoArgs) -> Result<Arc<Repository>> {
     let loc = f.location()?;
     let backend = open::backend_for(g, &loc)?;
-    if let Err(e) = backend.stat(FileType::Config, "config")
-        && e.is_not_found()
-    {
-        return Err(cairn_repo::RepoError::NoRepository(loc).into());
-    }
+    open::require_config(backend.as_ref(), &loc)?;
     let pw = f.password()?;
     let repo = Repository::open(backend, &pw, WriteOptions::default())
         .with_context(|| format!("opening source repository {loc}"))?;
