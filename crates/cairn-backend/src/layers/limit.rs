@@ -30,6 +30,11 @@ impl Semaphore {
         }
     }
 
+    /// Permits free right now.
+    pub fn available(&self) -> usize {
+        *lock(&self.free)
+    }
+
     /// Wait for a permit.
     pub fn acquire(&self) -> Permit<'_> {
         let mut free = lock(&self.free);

@@ -9,6 +9,7 @@ mod foreground;
 pub mod location;
 pub mod protocol;
 
+use crate::layers::limit::Semaphore;
 use crate::options::BackendOptions;
 use cairn_repo::backend::{Backend, BackendError, FileType};
 use client::Client;
@@ -17,45 +18,11 @@ use location::{SftpLocation, join};
 use protocol::{Attrs, FX_NO_SUCH_FILE, FX_OP_UNSUPPORTED, FX_PERMISSION_DENIED};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// Open the `sftp:` repository at `location` (the part after `sftp:`).
 pub fn open(location: &str, opts: &BackendOptions) -> Result<Arc<dyn Backend>, BackendError> {
     Ok(Arc::new(SftpBackend::open(location, opts)?))
-}
-
-/// Limits the number of operations running at once (`sftp.connections`).
-#[derive(Debug)]
-struct Semaphore {
-    free: Mutex<usize>,
-    cv: Condvar,
-}
-
-struct Permit<'a>(&'a Semaphore);
-
-impl Semaphore {
-    fn new(n: usize) -> Semaphore {
-        Semaphore {
-            free: Mutex::new(n),
-            cv: Condvar::new(),
-        }
-    }
-
-    fn acquire(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        Permit(self)
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.cv.notify_one();
-    }
 }
 
 /// A repository on an SFTP server.

@@ -238,9 +238,9 @@ fn helpers() {
     assert!(!is_id(&format!("{}-cairn-temp-1", "0a".repeat(32))));
     let s = Semaphore::new(2);
     let (a, b) = (s.acquire(), s.acquire());
-    assert_eq!(*s.free.lock().unwrap(), 0);
+    assert_eq!(s.available(), 0);
     drop((a, b));
-    assert_eq!(*s.free.lock().unwrap(), 2);
+    assert_eq!(s.available(), 2);
 }
 
 #[test]
