@@ -1,0 +1,1 @@
+//! Loading profile files: locating, templates, formats, includes, inheritance. (to be written)

@@ -1,0 +1,1 @@
+//! Monitors: HTTP hooks, Healthchecks, status file, Prometheus. (to be written)

@@ -1,0 +1,1 @@
+//! The profile run flow. (to be written)

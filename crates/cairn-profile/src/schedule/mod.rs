@@ -1,0 +1,1 @@
+//! Schedules: systemd, launchd and cron jobs. (to be written)
