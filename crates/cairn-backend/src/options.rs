@@ -16,6 +16,8 @@ pub struct BackendOptions {
     pub ca_certs: Vec<std::path::PathBuf>,
     /// `--tls-client-cert` file (PEM with certificate and key) for TLS client authentication.
     pub tls_client_cert: Option<std::path::PathBuf>,
+    /// `--insecure-tls`: accept any TLS server certificate (REST and S3).
+    pub insecure_tls: bool,
 }
 
 impl BackendOptions {

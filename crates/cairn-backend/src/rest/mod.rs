@@ -178,6 +178,9 @@ impl RestBackend {
             })?;
             b = b.identity(id);
         }
+        if opts.insecure_tls {
+            b = b.danger_accept_invalid_certs(true);
+        }
         if let Some(sock) = &loc.socket {
             b = b.unix_socket(sock.clone());
         }

@@ -67,6 +67,8 @@ pub struct S3Config {
     pub list_page_size: Option<usize>,
     /// Extra trusted CA certificates (PEM files, `--cacert`).
     pub ca_certs: Vec<std::path::PathBuf>,
+    /// Accept any TLS server certificate (`--insecure-tls`).
+    pub insecure_tls: bool,
     /// TLS client certificate and key (PEM file, `--tls-client-cert`).
     pub tls_client_cert: Option<std::path::PathBuf>,
 }
@@ -175,6 +177,7 @@ impl S3Config {
             part_size: DEFAULT_PART_SIZE,
             list_page_size: None,
             ca_certs: opts.ca_certs.clone(),
+            insecure_tls: opts.insecure_tls,
             tls_client_cert: opts.tls_client_cert.clone(),
         };
         for (key, v) in &opts.values {

@@ -89,6 +89,7 @@ impl S3Backend {
             cfg.connections,
             &cfg.ca_certs,
             cfg.tls_client_cert.as_deref(),
+            cfg.insecure_tls,
         )?;
         let creds = cfg.credentials.as_ref().map(|c| match &c.token {
             Some(t) => Credentials::new_with_token(c.key_id.clone(), c.secret.clone(), t.clone()),

@@ -89,7 +89,7 @@ impl Response {
         let body = String::from_utf8_lossy(&self.body);
         let code = xml_text(&body, "Code").unwrap_or("");
         let message = xml_text(&body, "Message").unwrap_or("");
-        let mut msg = format!("s3: {what}: HTTP {}", self.status);
+        let mut msg = format!("HTTP {}", self.status);
         if !code.is_empty() {
             msg.push_str(&format!(" {code}"));
         }
@@ -103,7 +103,40 @@ impl Response {
                 " (the bucket is in region {region}; use -o s3.region={region})"
             ));
         }
-        BackendError::Other(msg)
+        // Classify for the retry layer: client errors are permanent, throttling and server
+        // errors transient (S3's RequestTimeout comes as a 400).
+        use std::io::ErrorKind as K;
+        let kind = match (self.status, code) {
+            (_, "RequestTimeout") | (408, _) => K::TimedOut,
+            (_, "SlowDown") | (429, _) | (500..=599, _) if self.status != 501 => K::Other,
+            (401 | 403, _) => K::PermissionDenied,
+            (404, _) => K::NotFound,
+            (507, _) => K::StorageFull,
+            (400..=499, _) | (501, _) => K::InvalidInput,
+            _ => K::Other,
+        };
+        BackendError::Io {
+            path: format!("s3: {what}"),
+            source: std::io::Error::new(kind, msg),
+        }
+    }
+}
+
+/// A transport failure (no HTTP response), classified for the retry layer.
+fn transport_error(what: &str, e: &reqwest::Error) -> BackendError {
+    use std::io::ErrorKind as K;
+    let kind = if e.is_timeout() {
+        K::TimedOut
+    } else if e.is_connect() {
+        K::ConnectionRefused
+    } else if e.is_builder() {
+        K::InvalidInput
+    } else {
+        K::ConnectionReset
+    };
+    BackendError::Io {
+        path: format!("s3: {what}"),
+        source: std::io::Error::new(kind, chain(e)),
     }
 }
 
@@ -153,6 +186,7 @@ impl Http {
         connections: usize,
         ca_certs: &[std::path::PathBuf],
         client_cert: Option<&std::path::Path>,
+        insecure_tls: bool,
     ) -> Result<Http, BackendError> {
         let mut b = Client::builder()
             .use_rustls_tls()
@@ -168,6 +202,9 @@ impl Http {
             for c in certs {
                 b = b.add_root_certificate(c);
             }
+        }
+        if insecure_tls {
+            b = b.danger_accept_invalid_certs(true);
         }
         if let Some(f) = client_cert {
             let pem = read_file(f)?;
@@ -213,7 +250,7 @@ impl Http {
         tracing::debug!("s3: {}", req.what);
         let mut resp = rb
             .send()
-            .map_err(|e| BackendError::Other(format!("s3: {}: {}", req.what, chain(&e))))?;
+            .map_err(|e| transport_error(&req.what, &e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let mut body = Vec::new();
@@ -226,8 +263,9 @@ impl Http {
             } else {
                 (&mut resp).take(MAX_ERROR_BODY).read_to_end(&mut body)
             };
-            res.map_err(|e| {
-                BackendError::Other(format!("s3: {}: reading the response: {e}", req.what))
+            res.map_err(|e| BackendError::Io {
+                path: format!("s3: {}: reading the response", req.what),
+                source: e,
             })?;
         }
         Ok(Response {
