@@ -76,6 +76,10 @@ pub struct GlobalOpts {
     /// TLS client certificate and key (PEM) for the REST backend.
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_client_cert: Option<PathBuf>,
+    /// Skip TLS certificate verification for REST and S3 (testing only; restic's
+    /// --insecure-tls).
+    #[arg(long, global = true)]
+    pub insecure_tls: bool,
 }
 
 /// All commands.

@@ -88,6 +88,7 @@ pub fn backend_options(g: &GlobalOpts) -> Result<cairn_backend::BackendOptions> 
         limit_download_kib: g.limit_download,
         ca_certs: g.cacert.clone(),
         tls_client_cert: g.tls_client_cert.clone(),
+        insecure_tls: g.insecure_tls,
     })
 }
 
@@ -96,6 +97,20 @@ pub fn backend_options(g: &GlobalOpts) -> Result<cairn_backend::BackendOptions> 
 pub fn backend_for(g: &GlobalOpts, loc: &str) -> Result<Arc<dyn Backend>> {
     let opts = backend_options(g)?;
     cairn_backend::open_backend(loc, &opts).with_context(|| format!("opening repository {loc}"))
+}
+
+static PRESET_PASSWORD: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
+
+/// Set (or clear) the password the next repository opens use before any flag or variable: a
+/// profile run resolves its password command once and hands the result over here.
+pub fn set_preset_password(p: Option<Vec<u8>>) {
+    if let Ok(mut g) = PRESET_PASSWORD.lock() {
+        *g = p;
+    }
+}
+
+fn preset_password() -> Option<Vec<u8>> {
+    PRESET_PASSWORD.lock().ok().and_then(|g| g.clone())
 }
 
 fn trim_password(s: &str) -> Vec<u8> {
@@ -107,6 +122,9 @@ fn trim_password(s: &str) -> Vec<u8> {
 pub fn password(g: &GlobalOpts, loc: &RepoLocation, confirm: bool) -> Result<Vec<u8>> {
     if g.insecure_no_password {
         return Ok(Vec::new());
+    }
+    if let Some(p) = preset_password() {
+        return Ok(p);
     }
     let file = g
         .password_file
