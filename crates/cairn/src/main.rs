@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod open;
 mod output;
+mod profile;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -18,8 +19,25 @@ pub struct Exit {
     pub msg: String,
 }
 
+/// An error and its causes joined by ": ", skipping a cause whose text the message already
+/// contains (errors that print their source themselves would otherwise show it twice).
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if msg.contains(&part) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&part);
+    }
+    msg
+}
+
 /// Map an error to restic's exit codes.
-fn exit_code(e: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     use cairn_repo::RepoError;
     for cause in e.chain() {
         if let Some(x) = cause.downcast_ref::<Exit>() {
@@ -56,7 +74,7 @@ fn install_signal_handling() {
     // SAFETY: installing SIG_IGN runs no code in signal context.
     let _ = unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) };
     let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1] {
         set.add(s);
     }
     if set.thread_block().is_err() {
@@ -65,7 +83,13 @@ fn install_signal_handling() {
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Ok(sig) = set.wait() {
+            while let Ok(sig) = set.wait() {
+                if sig == Signal::SIGUSR1 {
+                    // Like restic: print the backup progress now (into the log of a profile run).
+                    cmd::backup::PRINT_PROGRESS.store(true, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                cairn_profile::hooks::forward_signal_to_children(libc::SIGINT);
                 cairn_repo::repository::release_all_locks();
                 eprintln!("received {sig:?}, removed locks, exiting");
                 std::process::exit(130);
@@ -97,12 +121,8 @@ fn raise_open_file_limit() {
     }
 }
 
-fn main() -> ExitCode {
-    tune_allocator();
-    raise_open_file_limit();
-    let cli = cli::Cli::parse();
-    install_signal_handling();
-    let level = match (cli.global.quiet, cli.global.verbose) {
+fn init_tracing(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
         (_, 1) => "info",
@@ -116,6 +136,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+}
+
+fn main() -> ExitCode {
+    tune_allocator();
+    raise_open_file_limit();
+    let cli = match profile::argv::classify(std::env::args_os().collect()) {
+        profile::argv::Invocation::Restic(argv) => cli::Cli::parse_from(argv),
+        profile::argv::Invocation::Profile(rp) => {
+            install_signal_handling();
+            init_tracing(rp.quiet, u8::from(rp.verbose));
+            return profile::main(rp);
+        }
+    };
+    install_signal_handling();
+    init_tracing(cli.global.quiet, cli.global.verbose);
     match cmd::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -123,10 +158,10 @@ fn main() -> ExitCode {
             let partial = e.downcast_ref::<Exit>().is_some_and(|x| x.msg.is_empty());
             if !partial {
                 if cli.global.json {
-                    let msg = serde_json::json!({"message_type": "exit_error", "code": code, "message": format!("{e:#}")});
+                    let msg = serde_json::json!({"message_type": "exit_error", "code": code, "message": error_text(&e)});
                     eprintln!("{msg}");
                 } else {
-                    eprintln!("Fatal: {e:#}");
+                    eprintln!("Fatal: {}", error_text(&e));
                 }
             }
             ExitCode::from(code)

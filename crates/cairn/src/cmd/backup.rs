@@ -205,8 +205,14 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
     let result: Result<BackupResult> = std::thread::scope(|s| {
         let show_bar = output::show_progress(g.json, g.quiet);
         let (progress, done) = (&progress, &done);
-        let reporter = (show_bar || (g.json && !g.quiet))
-            .then(|| s.spawn(move || report_progress(progress, done, started, show_bar)));
+        let profile = std::env::var("CAIRN_PROFILE_NAME").ok();
+        let json_status = g.json && !g.quiet;
+        let reporter = (show_bar || json_status || profile.is_some()).then(|| {
+            s.spawn(move || {
+                let mode = ProgressMode { bar: show_bar, json: json_status, profile: profile.as_deref() };
+                report_progress(progress, done, started, mode)
+            })
+        });
         let r = backup(&repo, &opts, excluder.as_ref(), progress, &on_warning);
         done.store(true, Ordering::Relaxed);
         if let Some(h) = reporter {
@@ -215,6 +221,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
         Ok(r?)
     });
     let r = result?;
+    publish_stats(&r);
     print_summary(g, &r, started.elapsed(), a.dry_run);
     if !r.warnings.is_empty() {
         if !g.quiet && !g.json {
@@ -232,6 +239,35 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
     Ok(())
 }
 
+static LAST_STATS: std::sync::Mutex<Option<cairn_profile::types::BackupStats>> =
+    std::sync::Mutex::new(None);
+
+/// Take the counters of the last backup this process ran (for the profile layer's status file
+/// and metrics).
+pub fn take_last_stats() -> Option<cairn_profile::types::BackupStats> {
+    LAST_STATS.lock().ok().and_then(|mut g| g.take())
+}
+
+fn publish_stats(r: &BackupResult) {
+    let s = &r.summary;
+    let stats = cairn_profile::types::BackupStats {
+        files_new: s.files_new,
+        files_changed: s.files_changed,
+        files_unmodified: s.files_unmodified,
+        dirs_new: s.dirs_new,
+        dirs_changed: s.dirs_changed,
+        dirs_unmodified: s.dirs_unmodified,
+        files_total: s.total_files_processed,
+        bytes_added: s.data_added,
+        bytes_added_packed: s.data_added_packed,
+        bytes_total: s.total_bytes_processed,
+        snapshot_id: r.snapshot_id.map(|id| id.to_hex()),
+    };
+    if let Ok(mut g) = LAST_STATS.lock() {
+        *g = Some(stats);
+    }
+}
+
 fn open_host() -> String {
     nix::unistd::gethostname()
         .ok()
@@ -239,12 +275,102 @@ fn open_host() -> String {
         .unwrap_or_default()
 }
 
-fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, bar: bool) {
-    let pb = bar.then(output::bytes_bar);
+/// Set by SIGUSR1: the next progress tick prints a status line (into the log of a profile run).
+pub static PRINT_PROGRESS: AtomicBool = AtomicBool::new(false);
+
+/// Where a profile run's backup publishes its live progress for `cairn status`.
+fn live_progress_path(profile: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("cairn-{}", nix::unistd::getuid()))
+        });
+    let safe: String = profile
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .collect();
+    base.join("cairn-progress").join(format!("{safe}.json"))
+}
+
+/// One human progress line in restic's style: `[m:ss] 12.34%  n files x, total m files y, e errors ETA m:ss`.
+fn progress_line(s: &cairn_engine::backup::ProgressSnapshot, elapsed: Duration) -> String {
+    let frac = if s.total_bytes > 0 {
+        s.bytes_done as f64 / s.total_bytes as f64
+    } else {
+        0.0
+    };
+    let secs = elapsed.as_secs();
+    let eta = if frac > 0.0 && s.scan_finished {
+        let rem = (elapsed.as_secs_f64() / frac - elapsed.as_secs_f64()).max(0.0) as u64;
+        format!(" ETA {}:{:02}", rem / 60, rem % 60)
+    } else {
+        String::new()
+    };
+    format!(
+        "[{}:{:02}] {:.2}%  {} files {}, total {} files {}, {} errors{eta}",
+        secs / 60,
+        secs % 60,
+        frac * 100.0,
+        s.files_done,
+        output::size(s.bytes_done),
+        s.total_files,
+        output::size(s.total_bytes),
+        s.errors
+    )
+}
+
+/// The live progress of `profile`'s running backup, if one is running now.
+pub fn read_live_progress(profile: &str) -> Option<String> {
+    let text = std::fs::read_to_string(live_progress_path(profile)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = i32::try_from(v.get("pid")?.as_i64()?).ok()?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).ok()?;
+    Some(format!(
+        "pid {pid}: {}",
+        v.get("line").and_then(|l| l.as_str()).unwrap_or("")
+    ))
+}
+
+/// Which progress outputs a backup produces.
+struct ProgressMode<'a> {
+    bar: bool,
+    json: bool,
+    profile: Option<&'a str>,
+}
+
+fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, mode: ProgressMode) {
+    let pb = mode.bar.then(output::bytes_bar);
+    let profile = mode.profile;
     let mut last_json = Instant::now();
+    let mut last_line = Instant::now();
+    let mut last_file = Instant::now();
+    let live = profile.map(live_progress_path);
+    if let Some(path) = &live
+        && let Some(dir) = path.parent()
+    {
+        let _ = std::fs::create_dir_all(dir);
+    }
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         let s = p.snapshot();
+        if let Some(path) = &live {
+            let line = progress_line(&s, started.elapsed());
+            if last_file.elapsed() >= Duration::from_secs(1) {
+                last_file = Instant::now();
+                let v = serde_json::json!({"pid": std::process::id(), "line": line});
+                let tmp = path.with_extension("tmp");
+                if std::fs::write(&tmp, v.to_string()).is_ok() {
+                    let _ = std::fs::rename(&tmp, path);
+                }
+            }
+            if pb.is_none()
+                && (PRINT_PROGRESS.swap(false, Ordering::Relaxed)
+                    || last_line.elapsed() >= Duration::from_secs(60))
+            {
+                last_line = Instant::now();
+                eprintln!("{line}");
+            }
+        }
         if let Some(pb) = &pb {
             pb.set_length(s.total_bytes.max(s.bytes_done));
             pb.set_position(s.bytes_done);
@@ -258,7 +384,7 @@ fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, bar:
                     String::new()
                 }
             ));
-        } else if last_json.elapsed() >= Duration::from_secs(1) {
+        } else if mode.json && last_json.elapsed() >= Duration::from_secs(1) {
             last_json = Instant::now();
             let elapsed = started.elapsed().as_secs_f64();
             let frac = if s.total_bytes > 0 {
@@ -282,6 +408,9 @@ fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, bar:
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
+    }
+    if let Some(path) = live {
+        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -1,6 +1,6 @@
 //! One module per command; `run` dispatches.
 
-mod backup;
+pub mod backup;
 pub mod cache;
 mod cat;
 pub mod check;
