@@ -8,7 +8,8 @@ use crate::parse::{Arg, Command, Control, List, Node, Pipe};
 use crate::value::Value;
 use crate::{RuntimeFuncs, TemplateError};
 
-/// Deepest nesting of `{{template}}` calls (Go uses 100000; a Rust stack is smaller).
+/// Deepest nesting of `{{template}}` calls and control structures while executing (Go allows
+/// 100000 template calls; a Rust thread stack is smaller).
 const MAX_DEPTH: usize = 1000;
 
 /// A stored tree with the file and source it came from (for error positions).
@@ -116,29 +117,21 @@ impl<'a> Exec<'a> {
                     }
                 }
                 Node::If(c) | Node::With(c) => {
-                    let is_with = matches!(node, Node::With(_));
-                    let mark = frame.vars.len();
-                    let v = self.pipeline(frame, dot, &c.pipe)?;
-                    let flow = if v.truthy() {
-                        if is_with {
-                            self.walk(frame, &v, &c.list)?
-                        } else {
-                            self.walk(frame, dot, &c.list)?
-                        }
-                    } else if let Some(e) = &c.else_list {
-                        self.walk(frame, dot, e)?
-                    } else {
-                        Flow::Normal
-                    };
-                    frame.vars.truncate(mark);
+                    self.enter(frame, c.pipe.pos)?;
+                    let r = self.if_with(frame, dot, c, matches!(node, Node::With(_)));
+                    self.depth -= 1;
+                    let flow = r?;
                     if !matches!(flow, Flow::Normal) {
                         return Ok(flow);
                     }
                 }
                 Node::Range(c) => {
+                    self.enter(frame, c.pipe.pos)?;
                     let mark = frame.vars.len();
-                    let flow = self.range(frame, dot, c)?;
+                    let r = self.range(frame, dot, c);
+                    self.depth -= 1;
                     frame.vars.truncate(mark);
+                    let flow = r?;
                     if !matches!(flow, Flow::Normal) {
                         return Ok(flow);
                     }
@@ -157,15 +150,7 @@ impl<'a> Exec<'a> {
                             format!("template {name:?} not defined"),
                         ));
                     };
-                    if self.depth >= MAX_DEPTH {
-                        return Err(self.error(
-                            frame,
-                            *pos,
-                            None,
-                            format!("exceeded maximum template depth ({MAX_DEPTH})"),
-                        ));
-                    }
-                    self.depth += 1;
+                    self.enter(frame, *pos)?;
                     let mut inner = Frame {
                         tree: &tree,
                         name,
@@ -180,6 +165,36 @@ impl<'a> Exec<'a> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    fn enter(&mut self, frame: &Frame, pos: usize) -> R<()> {
+        if self.depth >= MAX_DEPTH {
+            let m = format!("exceeded maximum template depth ({MAX_DEPTH})");
+            return Err(self.error(frame, pos, None, m));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn if_with(&mut self, frame: &mut Frame, dot: &Value, c: &Control, is_with: bool) -> R<Flow> {
+        let mark = frame.vars.len();
+        let v = self.pipeline(frame, dot, &c.pipe);
+        let flow = match v {
+            Err(e) => Err(e),
+            Ok(v) if v.truthy() => {
+                if is_with {
+                    self.walk(frame, &v, &c.list)
+                } else {
+                    self.walk(frame, dot, &c.list)
+                }
+            }
+            Ok(_) => match &c.else_list {
+                Some(e) => self.walk(frame, dot, e),
+                None => Ok(Flow::Normal),
+            },
+        };
+        frame.vars.truncate(mark);
+        flow
     }
 
     fn range(&mut self, frame: &mut Frame, dot: &Value, c: &Control) -> R<Flow> {
