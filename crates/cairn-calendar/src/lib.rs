@@ -18,6 +18,8 @@ mod launchd;
 mod next;
 mod normalize;
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod tz;
 
 use std::fmt;

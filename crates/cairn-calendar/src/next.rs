@@ -117,9 +117,10 @@ impl Clock {
             }
         };
         match requested {
-            Some(req) if self.zone.offset_at(natural)? != req => {
-                Some(self.nearest_with_offset(natural, req).map_or(natural, |_| local - i64::from(req)))
-            }
+            Some(req) if self.zone.offset_at(natural)? != req => Some(
+                self.nearest_with_offset(natural, req)
+                    .map_or(natural, |_| local - i64::from(req)),
+            ),
             _ => Some(natural),
         }
     }

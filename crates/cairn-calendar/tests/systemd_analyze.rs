@@ -53,7 +53,13 @@ fn from_systemd(bin: &str, tz: &str, base: i64, expr: &str) -> Outcome {
 }
 
 /// `Err(true)` when systemd parsed the expression but gave up computing an elapse.
-fn run_systemd(bin: &str, tz: &str, base: i64, expr: &str, iterations: usize) -> Result<Outcome, bool> {
+fn run_systemd(
+    bin: &str,
+    tz: &str,
+    base: i64,
+    expr: &str,
+    iterations: usize,
+) -> Result<Outcome, bool> {
     let out = Command::new(bin)
         .env("TZ", tz)
         .env("SYSTEMD_COLORS", "0")
@@ -86,8 +92,11 @@ fn run_systemd(bin: &str, tz: &str, base: i64, expr: &str, iterations: usize) ->
         }
         let parts: Vec<&str> = value.split_whitespace().collect();
         assert_eq!(parts.len(), 4, "unexpected line {line:?}");
-        let t = NaiveDateTime::parse_from_str(&format!("{} {}", parts[1], parts[2]), "%Y-%m-%d %H:%M:%S")
-            .unwrap_or_else(|e| panic!("bad time in {line:?}: {e}"));
+        let t = NaiveDateTime::parse_from_str(
+            &format!("{} {}", parts[1], parts[2]),
+            "%Y-%m-%d %H:%M:%S",
+        )
+        .unwrap_or_else(|e| panic!("bad time in {line:?}: {e}"));
         elapses.push(t.and_utc().timestamp());
     }
     Ok(Outcome::Valid {
@@ -99,13 +108,20 @@ fn run_systemd(bin: &str, tz: &str, base: i64, expr: &str, iterations: usize) ->
 fn ours(tz: &Tz, base: i64, expr: &str) -> Outcome {
     match CalendarEvent::parse(expr) {
         Err(e) => {
-            assert!(e.message.contains(expr), "error must show the expression: {e}");
+            assert!(
+                e.message.contains(expr),
+                "error must show the expression: {e}"
+            );
             Outcome::Invalid
         }
         Ok(ev) => Outcome::Valid {
             normalized: Some(ev.normalized()),
             elapses: ev
-                .next_n(DateTime::<Utc>::from_timestamp(base, 0).unwrap(), ITERATIONS, tz)
+                .next_n(
+                    DateTime::<Utc>::from_timestamp(base, 0).unwrap(),
+                    ITERATIONS,
+                    tz,
+                )
                 .into_iter()
                 .map(|t| t.timestamp())
                 .collect(),
@@ -239,13 +255,17 @@ fn compare(bin: &str, tz_name: &str, tz: &Tz, base: i64, expr: &str) -> Option<S
     let mut mine = ours(tz, base, expr);
     // When systemd gave up before printing anything, only the (empty) elapses compare.
     if let (
-        Outcome::Valid { normalized: None, .. },
+        Outcome::Valid {
+            normalized: None, ..
+        },
         Outcome::Valid { normalized, .. },
     ) = (&theirs, &mut mine)
     {
         *normalized = None;
     }
-    (theirs != mine).then(|| format!("TZ={tz_name} base=@{base} {expr:?}:\n  systemd: {theirs:?}\n  cairn:   {mine:?}"))
+    (theirs != mine).then(|| {
+        format!("TZ={tz_name} base=@{base} {expr:?}:\n  systemd: {theirs:?}\n  cairn:   {mine:?}")
+    })
 }
 
 #[test]
@@ -260,13 +280,26 @@ fn table_matches_systemd_analyze_in_utc() {
     }
     for expr in VALID {
         let theirs = from_systemd(bin, "UTC", BASE, expr);
-        assert_ne!(theirs, Outcome::Invalid, "{expr:?} should be valid for systemd");
+        assert_ne!(
+            theirs,
+            Outcome::Invalid,
+            "{expr:?} should be valid for systemd"
+        );
     }
     for expr in INVALID {
         let theirs = from_systemd(bin, "UTC", BASE, expr);
-        assert_eq!(theirs, Outcome::Invalid, "{expr:?} should be invalid for systemd");
+        assert_eq!(
+            theirs,
+            Outcome::Invalid,
+            "{expr:?} should be invalid for systemd"
+        );
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -291,14 +324,25 @@ fn table_matches_systemd_analyze_in_paris_across_dst() {
     ];
     // Midday before spring forward, midday before fall back, inside the first and the
     // second 02:xx of the fall-back night, and a plain winter day.
-    let bases = [1_711_800_000, 1_729_944_000, 1_729_987_800, 1_729_991_400, BASE];
+    let bases = [
+        1_711_800_000,
+        1_729_944_000,
+        1_729_987_800,
+        1_729_991_400,
+        BASE,
+    ];
     let mut failures = Vec::new();
     for expr in exprs {
         for base in bases {
             failures.extend(compare(bin, "Europe/Paris", &paris, base, expr));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -338,7 +382,10 @@ struct Gen(u64);
 
 impl Gen {
     fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((self.0 >> 33) as usize) % n
     }
     fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
@@ -348,13 +395,21 @@ impl Gen {
         let mut parts = Vec::new();
         for _ in 0..=self.next(3) {
             // Mostly in range; sometimes one past the end to exercise refusals.
-            let a = if self.next(30) == 0 { hi + 1 } else { lo + self.next((hi - lo + 1) as usize) as u32 };
+            let a = if self.next(30) == 0 {
+                hi + 1
+            } else {
+                lo + self.next((hi - lo + 1) as usize) as u32
+            };
             let room = (hi.saturating_sub(a) + 1) as usize;
             let s = match self.next(7) {
                 0 if parts.is_empty() => "*".to_string(),
                 1 => format!("{a}..{}", (a + self.next(8) as u32).min(hi)),
                 2 => format!("{a}/{}", self.next(room) + 1),
-                3 => format!("{a}..{}/{}", (a + self.next(20) as u32).min(hi), self.next(5) + 1),
+                3 => format!(
+                    "{a}..{}/{}",
+                    (a + self.next(20) as u32).min(hi),
+                    self.next(5) + 1
+                ),
                 4 if allow_frac => format!("{a}.{}", self.next(1000)),
                 _ => format!("{a:02}"),
             };
@@ -369,20 +424,43 @@ fn generated_expressions_match_systemd_analyze() {
     let Some(bin) = systemd_analyze() else {
         return;
     };
-    let mut g = Gen(std::env::var("CAIRN_CAL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42));
+    let mut g = Gen(std::env::var("CAIRN_CAL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42));
     let paris = Tz::named("Europe/Paris").unwrap();
     let mut failures = Vec::new();
     let mut valid = 0;
-    for i in 0..std::env::var("CAIRN_CAL_N").ok().and_then(|s| s.parse().ok()).unwrap_or(400) {
+    for i in 0..std::env::var("CAIRN_CAL_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400)
+    {
         let mut e = String::new();
         if g.next(3) == 0 {
-            e.push_str(g.pick(&["Mon", "Sat..Sun", "Mon..Fri", "Tue,Thu", "Wed-Fri,Sun", "Fri..Mon", "sunday"]));
+            e.push_str(g.pick(&[
+                "Mon",
+                "Sat..Sun",
+                "Mon..Fri",
+                "Tue,Thu",
+                "Wed-Fri,Sun",
+                "Fri..Mon",
+                "sunday",
+            ]));
             e.push(' ');
         }
         match g.next(4) {
             0 => {}
-            1 => e.push_str(&format!("{}-{} ", g.field(1, 12, false), g.field(1, 31, false))),
-            2 => e.push_str(&format!("{}~{} ", g.field(1, 12, false), g.field(1, 28, false))),
+            1 => e.push_str(&format!(
+                "{}-{} ",
+                g.field(1, 12, false),
+                g.field(1, 31, false)
+            )),
+            2 => e.push_str(&format!(
+                "{}~{} ",
+                g.field(1, 12, false),
+                g.field(1, 28, false)
+            )),
             _ => e.push_str(&format!(
                 "{}-{}-{} ",
                 g.pick(&["*", "2024", "24..26", "2025/2", "99"]),
@@ -391,7 +469,11 @@ fn generated_expressions_match_systemd_analyze() {
             )),
         }
         match g.next(3) {
-            0 => e.push_str(&format!("{}:{}", g.field(0, 23, false), g.field(0, 59, false))),
+            0 => e.push_str(&format!(
+                "{}:{}",
+                g.field(0, 23, false),
+                g.field(0, 59, false)
+            )),
             _ => e.push_str(&format!(
                 "{}:{}:{}",
                 g.field(0, 23, false),
@@ -400,7 +482,11 @@ fn generated_expressions_match_systemd_analyze() {
             )),
         }
         e.push_str(g.pick(&["", "", "", " UTC", " Europe/Paris", " America/New_York"]));
-        let (tz_name, tz) = if i % 2 == 0 { ("UTC", &Tz::Utc) } else { ("Europe/Paris", &paris) };
+        let (tz_name, tz) = if i % 2 == 0 {
+            ("UTC", &Tz::Utc)
+        } else {
+            ("Europe/Paris", &paris)
+        };
         let base = BASE + (g.next(1000) as i64) * 86_400 + g.next(86_400) as i64;
         if CalendarEvent::parse(&e).is_ok() {
             valid += 1;
@@ -408,5 +494,10 @@ fn generated_expressions_match_systemd_analyze() {
         failures.extend(compare(bin, tz_name, tz, base, &e));
     }
     assert!(valid > 50, "only {valid} valid expressions generated");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
