@@ -46,18 +46,18 @@ pub fn apply_priority(priority: Option<&str>, nice: i32, ionice: Option<(u8, u8)
             warnings.push(format!(
                 "nice value {n} is outside -20..19; priority left unchanged"
             ));
-        } else if current_nice() != Some(n) {
-            if let Err(e) = set_group_nice(n) {
-                warnings.push(format!("cannot set process priority to nice {n}: {e}"));
-            }
+        } else if current_nice() != Some(n)
+            && let Err(e) = set_group_nice(n)
+        {
+            warnings.push(format!("cannot set process priority to nice {n}: {e}"));
         }
     }
-    if let Some((class, level)) = ionice {
-        if let Err(e) = set_ionice(class, level) {
-            warnings.push(format!(
-                "cannot set I/O priority (class {class}, level {level}): {e}"
-            ));
-        }
+    if let Some((class, level)) = ionice
+        && let Err(e) = set_ionice(class, level)
+    {
+        warnings.push(format!(
+            "cannot set I/O priority (class {class}, level {level}): {e}"
+        ));
     }
     warnings
 }

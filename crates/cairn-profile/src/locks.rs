@@ -20,8 +20,9 @@ use crate::output::log_message;
 /// Marker starting the line that identifies a lock file written by Cairn.
 pub const MARKER: &str = "cairn-lock";
 
-/// Longest pause between two attempts while waiting for a lock.
-const RETRY_EVERY: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts while waiting for a lock (rp: 3 s; an attempt is one
+/// open + flock, so retrying often costs nothing and takes a released lock sooner).
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Least time between two "lock wait" messages.
 const LOG_EVERY: Duration = Duration::from_secs(5 * 60);
 /// An empty lock file older than this was left by a crash between create and write.
@@ -175,8 +176,8 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
-/// Takes the profile lock at `path`, waiting within `budget` while it is busy (retry every 5 s
-/// or less, "lock wait" message at most every 5 minutes, `interrupted` polled every 100 ms).
+/// Takes the profile lock at `path`, waiting within `budget` while it is busy (retry every
+/// second or less, "lock wait" message at most every 5 minutes, `interrupted` polled every 100 ms).
 /// Parent directories are created (0755); if that fails the run goes on without a lock (a
 /// [`ProfileLock`] holding nothing, with a warning).
 pub fn acquire(
@@ -185,16 +186,16 @@ pub fn acquire(
     force_inactive: bool,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<ProfileLock, LockError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = create_dirs(dir) {
-            let w = format!("the profile will run without a lockfile: {e}");
-            log_message(&w);
-            return Ok(ProfileLock {
-                file: None,
-                path: None,
-                warnings: vec![w],
-            });
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = create_dirs(dir)
+    {
+        let w = format!("the profile will run without a lockfile: {e}");
+        log_message(&w);
+        return Ok(ProfileLock {
+            file: None,
+            path: None,
+            warnings: vec![w],
+        });
     }
     let started = Instant::now();
     let mut last_log: Option<Instant> = None;
@@ -384,14 +385,13 @@ fn judge(content: &str, file: &File, force_inactive: bool) -> Verdict {
         return Verdict::Busy;
     }
     // rp's format: only with force-inactive-lock, and only when its last pid is gone.
-    if force_inactive {
-        if let Some(pid) = last_pid(content) {
-            if !pid_running(pid) {
-                return Verdict::TakeOver(Some(format!(
-                    "previous run of the profile started by {who} hasn't finished properly"
-                )));
-            }
-        }
+    if force_inactive
+        && let Some(pid) = last_pid(content)
+        && !pid_running(pid)
+    {
+        return Verdict::TakeOver(Some(format!(
+            "previous run of the profile started by {who} hasn't finished properly"
+        )));
     }
     Verdict::Busy
 }

@@ -15,18 +15,20 @@
 //! order of writing; two writes to different streams in quick succession may swap, as with
 //! rp). [`OutputRouter::flush`] and [`log_message`] are exact boundaries.
 
+mod fd;
 mod syslog;
 
 use std::cell::Cell;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use fd::{dup_cloexec, dup2, open_log_file, pipe_cloexec, pollfd, set_nonblocking, unread};
 use syslog::SyslogWriter;
 
 /// Where the log goes.
@@ -398,10 +400,10 @@ impl OutputRouter {
             let mut slot = lock(active());
             *slot = None;
         }
-        if let Some(fd) = self.saved_out.take() {
-            if self.inner.out_r.is_some() {
-                let _ = dup2(fd.as_raw_fd(), 1);
-            }
+        if let Some(fd) = self.saved_out.take()
+            && self.inner.out_r.is_some()
+        {
+            let _ = dup2(fd.as_raw_fd(), 1);
         }
         if let Some(fd) = self.saved_err.take() {
             let _ = dup2(fd.as_raw_fd(), 2);
@@ -452,10 +454,11 @@ impl Inner {
             let stop = ready(self.wake_r.as_raw_fd());
             lock(&self.state).busy = true;
             let mut lines = Vec::new();
-            if let Some(r) = &self.out_r {
-                if out_open && (stop || ready(r.as_raw_fd())) {
-                    out_open = self.drain(OUT, r.as_raw_fd(), &mut buf, &mut lines);
-                }
+            if let Some(r) = &self.out_r
+                && out_open
+                && (stop || ready(r.as_raw_fd()))
+            {
+                out_open = self.drain(OUT, r.as_raw_fd(), &mut buf, &mut lines);
             }
             if err_open && (stop || ready(self.err_r.as_raw_fd())) {
                 err_open = self.drain(ERR, self.err_r.as_raw_fd(), &mut buf, &mut lines);
@@ -503,13 +506,13 @@ impl Inner {
             let _ = (&*c).write_all(data);
         }
         let mut st = lock(&self.state);
-        if stream == ERR {
-            if let Some(cap) = st.capture.as_mut() {
-                cap.extend_from_slice(data);
-                if cap.len() > MAX_CAPTURE {
-                    let cut = cap.len() - MAX_CAPTURE;
-                    cap.drain(..cut);
-                }
+        if stream == ERR
+            && let Some(cap) = st.capture.as_mut()
+        {
+            cap.extend_from_slice(data);
+            if cap.len() > MAX_CAPTURE {
+                let cut = cap.len() - MAX_CAPTURE;
+                cap.drain(..cut);
             }
         }
         let Some(pending) = st.pending.get_mut(stream) else {
@@ -544,13 +547,13 @@ impl Inner {
 
     fn write_sink(&self, st: &mut State, data: &[u8]) {
         let Some(sink) = st.sink.as_mut() else { return };
-        if let Err(e) = sink.write(data) {
-            if !st.sink_failed {
-                st.sink_failed = true;
-                let msg = format_message(&format!("cannot write to the log: {e}"));
-                if let Some(c) = self.console.get(ERR).and_then(Option::as_ref) {
-                    let _ = (&*c).write_all(msg.as_bytes());
-                }
+        if let Err(e) = sink.write(data)
+            && !st.sink_failed
+        {
+            st.sink_failed = true;
+            let msg = format_message(&format!("cannot write to the log: {e}"));
+            if let Some(c) = self.console.get(ERR).and_then(Option::as_ref) {
+                let _ = (&*c).write_all(msg.as_bytes());
             }
         }
     }
@@ -653,97 +656,6 @@ pub fn log_message(msg: &str) {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
-}
-
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
-/// Bytes waiting in a pipe.
-fn unread(fd: RawFd) -> libc::c_int {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer, which is valid.
-    #[allow(clippy::unnecessary_cast)]
-    let r = unsafe { libc::ioctl(fd, libc::FIONREAD as _, &mut n as *mut libc::c_int) };
-    if r < 0 { 0 } else { n }
-}
-
-fn dup_cloexec(fd: RawFd) -> std::io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we then own.
-    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `r` is a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(r) })
-}
-
-fn dup2(from: RawFd, to: RawFd) -> std::io::Result<()> {
-    loop {
-        // SAFETY: dup2 on valid descriptors; `to` is 1 or 2 which we mean to replace.
-        let r = unsafe { libc::dup2(from, to) };
-        if r >= 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    #[cfg(target_os = "linux")]
-    // SAFETY: `fds` has room for the two descriptors.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    #[cfg(not(target_os = "linux"))]
-    // SAFETY: `fds` has room for the two descriptors.
-    let r = unsafe { libc::pipe(fds.as_mut_ptr()) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are fresh and owned by us from here on.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    #[cfg(not(target_os = "linux"))]
-    for fd in [&a, &b] {
-        // SAFETY: fcntl on our own descriptor.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    Ok((a, b))
-}
-
-fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn open_log_file(p: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(p)
 }
 
 #[cfg(test)]
