@@ -17,6 +17,7 @@ pub mod testserver;
 pub use healthchecks::{Healthchecks, PingOutcome};
 pub use http::HttpSettings;
 pub use mask::{mask_header_value, mask_url};
+pub use metrics::{MetricsRun, RunStatus};
 pub use status_file::{StatusEntry, StatusKind};
 
 pub use send::{SendContext, send_all};
