@@ -9,8 +9,7 @@ use cairn_profile::config::{Config, Profile, RenderContext};
 use cairn_profile::options::{command_args, lint};
 use common::TestSchema;
 
-struct Funcs;
-impl cairn_profile::config::RuntimeFuncs for Funcs {}
+use cairn_template::PrivateTemp as Funcs;
 
 fn ctx(cwd: &Path) -> RenderContext {
     let mut env = BTreeMap::new();
@@ -37,7 +36,7 @@ fn load(dir: &Path, name: &str, text: &str) -> Config {
 }
 
 fn profile(c: &Config, name: &str) -> Profile {
-    c.profile(name, &ctx(Path::new("/work")), &Funcs).unwrap()
+    c.profile(name, &ctx(Path::new("/work")), &Funcs::new()).unwrap()
 }
 
 fn args(p: &Profile, cmd: &str) -> Vec<String> {
@@ -136,9 +135,9 @@ fn toml_yaml_json_give_the_same_arguments() {
         assert_eq!(env.get("Path").map(String::as_str), Some("/usr/bin"), "{name}");
         assert_eq!(env.get("TZ").map(String::as_str), Some("UTC"), "{name}");
         assert_eq!(env.len(), 2);
-        let g = c.global(&ctx(dir), &Funcs).unwrap();
+        let g = c.global(&ctx(dir), &Funcs::new()).unwrap();
         assert_eq!(g.default_command, "snapshots");
-        assert_eq!(c.profile_names(&ctx(dir), &Funcs).unwrap().len(), 2, "{name}");
+        assert_eq!(c.profile_names(&ctx(dir), &Funcs::new()).unwrap().len(), 2, "{name}");
     }
 }
 
@@ -359,7 +358,7 @@ schedule = "weekly"
     assert_eq!(sends.after[0].method, "POST");
     assert_eq!(sends.after[0].body_template, Some(tmp.path().join("body.tpl")));
     assert_eq!(sends.after[0].headers[0].0, "Authorization");
-    let g = c.global(&ctx(tmp.path()), &Funcs).unwrap();
+    let g = c.global(&ctx(tmp.path()), &Funcs::new()).unwrap();
     let s = p.schedules(&g);
     assert_eq!(s.len(), 2);
     assert_eq!((s[0].command.as_str(), s[0].at.clone()), ("backup", vec!["05:00".to_string()]));

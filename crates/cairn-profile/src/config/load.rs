@@ -13,7 +13,7 @@ use super::node::{Node, Table};
 use super::parse::{Format, decode_text, parse_text};
 use super::paths::clean;
 use super::profile::Profile;
-use super::render::{NoFuncs, RenderContext, RenderData, RuntimeFuncs, Templates};
+use super::render::{NoFuncs, Recording, RenderContext, RenderData, RuntimeFuncs, Templates};
 
 /// Top-level names that are not profiles in a v1 file.
 const RESERVED_V1: [&str; 5] = ["global", "groups", "includes", "version", "mixins"];
@@ -384,7 +384,11 @@ impl Config {
         ctx: &RenderContext,
         funcs: &dyn RuntimeFuncs,
     ) -> Result<Profile, ConfigError> {
-        let root = self.root(name, ctx, funcs)?;
+        let recording = Recording {
+            inner: funcs,
+            env_files: std::cell::RefCell::new(Vec::new()),
+        };
+        let root = self.root(name, ctx, &recording)?;
         let profiles = self.profiles_table(&root);
         if profiles.table(name).is_none() {
             let names: Vec<&str> = profiles.keys().map(String::as_str).collect();
@@ -399,11 +403,22 @@ impl Config {
                 format!("profile '{name}' not found{hint}"),
             ));
         }
-        let resolved = if self.version >= 2 {
+        let mut resolved = if self.version >= 2 {
             resolve_v2(&profiles, name, root.table("mixins"))?
         } else {
             resolve_v1(&profiles, name)?
         };
+        let generated = recording.env_files.into_inner();
+        if !generated.is_empty() {
+            let mut files: Vec<Node> = match resolved.get("env-file") {
+                Some(Node::List(items)) => items.clone(),
+                Some(other) => vec![other.clone()],
+                None => Vec::new(),
+            };
+            files.extend(generated.into_iter().map(Node::Str));
+            let origin = resolved.origin("env-file").cloned().unwrap_or_default();
+            resolved.insert("env-file", Node::List(files), origin);
+        }
         let mut warnings = Vec::new();
         if self.version < 2 {
             for key in ["mixins"] {

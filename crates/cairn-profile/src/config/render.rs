@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, ConfigErrorKind};
 
-pub use template_impl::RuntimeFuncs;
+pub use cairn_template::RuntimeFuncs;
+use cairn_template::{TemplateError, TemplateSet, Value};
 
 /// What templates see besides the profile name (§7.2). Fixed per process, except
 /// `current_dir` (changes after a `base-dir` chdir) and `now`.
@@ -101,13 +102,13 @@ pub(crate) struct RenderData<'a> {
 
 /// The templates of the main file and its includes (one set: `define`s are shared).
 pub(crate) struct Templates {
-    set: template_impl::TemplateSet,
+    set: TemplateSet,
 }
 
 impl Templates {
     pub(crate) fn new() -> Self {
         Templates {
-            set: template_impl::TemplateSet::new(),
+            set: TemplateSet::new(),
         }
     }
 
@@ -115,7 +116,7 @@ impl Templates {
     pub(crate) fn add(&mut self, name: &str, display: &str, text: &str) -> Result<(), ConfigError> {
         self.set
             .add(name, text)
-            .map_err(|e| template_error(display, &e.to_string()))
+            .map_err(|e| template_error(display, &e))
     }
 
     /// Renders the file added as `name` for `data`.
@@ -126,86 +127,95 @@ impl Templates {
         data: &RenderData<'_>,
         funcs: &dyn RuntimeFuncs,
     ) -> Result<String, ConfigError> {
-        let value = template_impl::data_value(data);
+        let value = data_value(data);
         self.set
             .execute(name, &value, funcs)
-            .map_err(|e| template_error(display, &e.to_string()))
+            .map_err(|e| template_error(display, &e))
     }
 }
 
-fn template_error(display: &str, message: &str) -> ConfigError {
-    // Template errors usually carry "name:line:col"; keep the line when we can find it.
-    let line = message
-        .split(':')
-        .skip(1)
-        .find_map(|part| part.trim().parse::<usize>().ok());
+fn template_error(display: &str, e: &TemplateError) -> ConfigError {
+    let line = (e.line > 0).then_some(e.line);
+    // Errors raised inside a `define` of another file name that file.
+    let file = if e.file.starts_with("__config:") {
+        display.to_string()
+    } else {
+        e.file.clone()
+    };
     ConfigError::at(
         ConfigErrorKind::Template,
-        display,
+        file,
         line,
-        format!("template error: {message}"),
+        format!("template error: {}", e.message),
     )
 }
 
-/// Stand-in until the `cairn-template` crate is merged: plain text passes through, any `{{`
-/// is an error.
-mod template_impl {
-    use std::collections::BTreeMap;
-
-    use super::{RenderData, slash};
-
-    /// Functions with side effects offered to templates (`tempDir`, `tempFile`, `env`).
-    pub trait RuntimeFuncs {}
-
-    /// No runtime functions.
-    pub(crate) struct NoFuncs;
-    impl RuntimeFuncs for NoFuncs {}
-
-    #[derive(Debug)]
-    pub(crate) struct Error(String);
-    impl std::fmt::Display for Error {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
+/// The template data of §7.2: `.Profile.Name`, `.Now`, `.ConfigDir`, `.StartupDir`,
+/// `.CurrentDir`, `.TempDir`, `.BinaryDir`, `.Hostname`, `.OS`, `.Arch`, `.Env` (every name
+/// also upper-cased), `.Schedule.Name` (empty).
+pub(crate) fn data_value(data: &RenderData<'_>) -> Value {
+    let ctx = data.ctx;
+    let mut env: BTreeMap<String, Value> = BTreeMap::new();
+    for (k, v) in &ctx.env {
+        env.entry(k.to_uppercase())
+            .or_insert_with(|| Value::str(v.clone()));
     }
-
-    pub(crate) struct TemplateSet {
-        texts: BTreeMap<String, String>,
+    for (k, v) in &ctx.env {
+        env.insert(k.clone(), Value::str(v.clone()));
     }
+    Value::map([
+        ("Profile", Value::map([("Name", Value::str(data.profile_name))])),
+        ("Now", Value::Time(ctx.now)),
+        ("ConfigDir", Value::str(slash(data.config_dir))),
+        ("StartupDir", Value::str(slash(&ctx.startup_dir))),
+        ("CurrentDir", Value::str(slash(&ctx.current_dir))),
+        ("TempDir", Value::str(ctx.temp_dir.replace('\\', "/"))),
+        ("BinaryDir", Value::str(slash(&ctx.binary_dir))),
+        ("Hostname", Value::str(ctx.hostname.clone())),
+        ("OS", Value::str(ctx.os.clone())),
+        ("Arch", Value::str(ctx.arch.clone())),
+        ("Env", Value::Map(env)),
+        ("Schedule", Value::map([("Name", Value::str(""))])),
+    ])
+}
 
-    impl TemplateSet {
-        pub(crate) fn new() -> Self {
-            TemplateSet {
-                texts: BTreeMap::new(),
-            }
-        }
-        pub(crate) fn add(&mut self, name: &str, text: &str) -> Result<(), Error> {
-            self.texts.insert(name.to_string(), text.to_string());
-            Ok(())
-        }
-        pub(crate) fn execute(
-            &self,
-            name: &str,
-            _data: &BTreeMap<String, String>,
-            _funcs: &dyn RuntimeFuncs,
-        ) -> Result<String, Error> {
-            let text = self
-                .texts
-                .get(name)
-                .ok_or_else(|| Error(format!("no template {name}")))?;
-            if text.contains("{{") {
-                return Err(Error("templates are not supported yet".into()));
-            }
-            Ok(text.clone())
-        }
+/// Runtime functions that do nothing harmful: used for the discovery pass of
+/// [`super::Config::load`] (`tempDir`/`tempFile`/`env` give placeholder paths, nothing is
+/// created).
+pub(crate) struct NoFuncs;
+
+impl RuntimeFuncs for NoFuncs {
+    fn temp_dir(&self) -> Result<String, String> {
+        Ok("/nonexistent/cairn-temp".into())
     }
-
-    pub(crate) fn data_value(data: &RenderData<'_>) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        m.insert("Profile.Name".into(), data.profile_name.to_string());
-        m.insert("ConfigDir".into(), slash(data.config_dir));
-        m
+    fn temp_file(&self, name: &str) -> Result<String, String> {
+        Ok(format!("/nonexistent/cairn-temp/{name}"))
+    }
+    fn env_file(&self) -> Result<String, String> {
+        Ok("/nonexistent/cairn-temp/profile.env".into())
     }
 }
 
-pub(crate) use template_impl::NoFuncs;
+/// Wraps the caller's functions and records the dotenv files `{{ env }}` handed out, so they
+/// can be appended to the profile's `env-file` (§1.5 step 9).
+pub(crate) struct Recording<'a> {
+    pub(crate) inner: &'a dyn RuntimeFuncs,
+    pub(crate) env_files: std::cell::RefCell<Vec<String>>,
+}
+
+impl RuntimeFuncs for Recording<'_> {
+    fn temp_dir(&self) -> Result<String, String> {
+        self.inner.temp_dir()
+    }
+    fn temp_file(&self, name: &str) -> Result<String, String> {
+        self.inner.temp_file(name)
+    }
+    fn env_file(&self) -> Result<String, String> {
+        let f = self.inner.env_file()?;
+        let mut files = self.env_files.borrow_mut();
+        if !files.contains(&f) {
+            files.push(f.clone());
+        }
+        Ok(f)
+    }
+}
