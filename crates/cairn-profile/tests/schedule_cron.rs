@@ -61,9 +61,15 @@ fn parse_line(l: &str) -> Line {
     }
     let guard = command.contains("test $(date").then(|| {
         let g = command.split(" && cd ").next().unwrap();
-        g.split("-eq ").skip(1).map(|x| x.split_whitespace().next().unwrap().parse().unwrap()).collect()
+        g.split("-eq ")
+            .skip(1)
+            .map(|x| x.split_whitespace().next().unwrap().parse().unwrap())
+            .collect()
     });
-    assert!(command.contains("cd /home/ubuntu && /bin/true --no-ansi --config"), "{command}");
+    assert!(
+        command.contains("cd /home/ubuntu && /bin/true --no-ansi --config"),
+        "{command}"
+    );
     assert!(!command.contains("--no-prio"));
     Line {
         minute: field(f[0], 0, 59).0,
@@ -96,9 +102,20 @@ fn runs(l: &Line, t: NaiveDateTime) -> bool {
 fn expression_minutes(expr: &str) -> BTreeSet<NaiveDateTime> {
     let ev = cairn_calendar::CalendarEvent::parse(expr).unwrap();
     let tz = cairn_calendar::Tz::local();
-    let start = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-    let end = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-    let mut at = Local.from_local_datetime(&start).earliest().unwrap().with_timezone(&Utc) - chrono::Duration::seconds(1);
+    let start = NaiveDate::from_ymd_opt(2025, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let end = NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut at = Local
+        .from_local_datetime(&start)
+        .earliest()
+        .unwrap()
+        .with_timezone(&Utc)
+        - chrono::Duration::seconds(1);
     let mut out = BTreeSet::new();
     while let Some(t) = ev.next_after(at, &tz) {
         let local = t.with_timezone(&Local).naive_local();
@@ -127,22 +144,45 @@ fn crontab_lines_run_at_the_expression_minutes_for_a_year() {
     let cron = Scheduler::from_setting("crond").unwrap();
     for at in exprs {
         let dir = tempfile::tempdir().unwrap();
-        let job = generate(&cron, &spec("vps", "backup", at), &Global::default(), &ctx(dir.path())).unwrap();
+        let job = generate(
+            &cron,
+            &spec("vps", "backup", at),
+            &Global::default(),
+            &ctx(dir.path()),
+        )
+        .unwrap();
         assert!(job.files.is_empty());
-        assert_eq!(job.commands, vec![vec!["crontab", "-l"], vec!["crontab", "-"]]);
-        assert_eq!(job.crontab_lines[0], "# cairn-job: /home/ubuntu/.config/resticprofile/profiles.toml:backup@vps");
+        assert_eq!(
+            job.commands,
+            vec![vec!["crontab", "-l"], vec!["crontab", "-"]]
+        );
+        assert_eq!(
+            job.crontab_lines[0],
+            "# cairn-job: /home/ubuntu/.config/resticprofile/profiles.toml:backup@vps"
+        );
         for (i, e) in at.iter().enumerate() {
             assert_eq!(job.crontab_lines[i + 1], format!("# cairn-calendar: {e}"));
         }
-        let lines: Vec<Line> = job.crontab_lines.iter().filter(|l| !l.starts_with('#')).map(|l| parse_line(l)).collect();
+        let lines: Vec<Line> = job
+            .crontab_lines
+            .iter()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| parse_line(l))
+            .collect();
         assert!(!lines.is_empty());
         let mut want = BTreeSet::new();
         for e in *at {
             want.extend(expression_minutes(e));
         }
         let mut got = BTreeSet::new();
-        let mut t = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-        let end = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        let mut t = NaiveDate::from_ymd_opt(2025, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let end = NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
         while t < end {
             if lines.iter().any(|l| runs(l, t)) {
                 got.insert(t);
@@ -174,12 +214,29 @@ fn crontab_options() {
     );
     s.user = Some("ubuntu".into());
     let j = generate(&tab, &s, &g, &c).unwrap();
-    assert!(j.crontab_lines.last().unwrap().starts_with("00 05 * * *\tubuntu\tcd "));
+    assert!(
+        j.crontab_lines
+            .last()
+            .unwrap()
+            .starts_with("00 05 * * *\tubuntu\tcd ")
+    );
     // No user column: schedule-user cannot be honoured.
-    let e = generate(&Scheduler::from_setting("crontab:-:/tmp/x").unwrap(), &s, &g, &c).unwrap_err();
+    let e = generate(
+        &Scheduler::from_setting("crontab:-:/tmp/x").unwrap(),
+        &s,
+        &g,
+        &c,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("user column"), "{e}");
     // crond:PATH names the crontab program.
-    let j = generate(&Scheduler::from_setting("crond:/opt/bin/crontab").unwrap(), &spec("a", "check", &["daily"]), &g, &c).unwrap();
+    let j = generate(
+        &Scheduler::from_setting("crond:/opt/bin/crontab").unwrap(),
+        &spec("a", "check", &["daily"]),
+        &g,
+        &c,
+    )
+    .unwrap();
     assert_eq!(j.commands[0], ["/opt/bin/crontab", "-l"]);
     // Manual-only and user_logged_on are refused; systemd-only settings warn.
     let cron = Scheduler::from_setting("crond").unwrap();

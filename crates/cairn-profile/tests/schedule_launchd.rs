@@ -24,11 +24,19 @@ fn plistlib(python: &Path, path: &Path) -> Value {
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "plistlib: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "plistlib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn write_plist(s: &ScheduleSpec, g: &Global, dir: &Path) -> (cairn_profile::schedule::Job, std::path::PathBuf) {
+fn write_plist(
+    s: &ScheduleSpec,
+    g: &Global,
+    dir: &Path,
+) -> (cairn_profile::schedule::Job, std::path::PathBuf) {
     let job = generate(&Scheduler::Launchd, s, g, &ctx(dir)).unwrap();
     assert_eq!(job.files.len(), 1);
     let f = &job.files[0];
@@ -53,7 +61,11 @@ fn fires(i: &serde_json::Map<String, Value>, t: NaiveDateTime) -> bool {
         None => true,
         Some(v) => {
             let v = v.as_u64().unwrap() as u32;
-            if k == "Weekday" { v % 7 == actual } else { v == actual }
+            if k == "Weekday" {
+                v % 7 == actual
+            } else {
+                v == actual
+            }
         }
     };
     want("Minute", t.minute())
@@ -67,9 +79,20 @@ fn fires(i: &serde_json::Map<String, Value>, t: NaiveDateTime) -> bool {
 fn expression_minutes(expr: &str) -> BTreeSet<NaiveDateTime> {
     let ev = cairn_calendar::CalendarEvent::parse(expr).unwrap();
     let tz = cairn_calendar::Tz::local();
-    let start = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-    let end = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-    let mut at = Local.from_local_datetime(&start).earliest().unwrap().with_timezone(&Utc) - chrono::Duration::seconds(1);
+    let start = NaiveDate::from_ymd_opt(2025, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let end = NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut at = Local
+        .from_local_datetime(&start)
+        .earliest()
+        .unwrap()
+        .with_timezone(&Utc)
+        - chrono::Duration::seconds(1);
     let mut out = BTreeSet::new();
     while let Some(t) = ev.next_after(at, &tz) {
         let local = t.with_timezone(&Local).naive_local();
@@ -84,8 +107,14 @@ fn expression_minutes(expr: &str) -> BTreeSet<NaiveDateTime> {
 }
 
 fn interval_minutes(ivs: &[serde_json::Map<String, Value>]) -> BTreeSet<NaiveDateTime> {
-    let mut t = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-    let end = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let mut t = NaiveDate::from_ymd_opt(2025, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let end = NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
     let mut out = BTreeSet::new();
     while t < end {
         if ivs.iter().any(|i| fires(i, t)) {
@@ -115,7 +144,11 @@ fn plists_parse_and_fire_at_the_expression_minutes_for_a_year() {
     ];
     for at in exprs {
         let dir = tempfile::tempdir().unwrap();
-        let (job, path) = write_plist(&spec("Nidoking", "backup", at), &Global::default(), dir.path());
+        let (job, path) = write_plist(
+            &spec("Nidoking", "backup", at),
+            &Global::default(),
+            dir.path(),
+        );
         let v = plistlib(&python, &path);
         assert_eq!(v["Label"], "cairn.nidoking.backup");
         assert_eq!(job.name, "cairn.nidoking.backup");
@@ -127,7 +160,11 @@ fn plists_parse_and_fire_at_the_expression_minutes_for_a_year() {
         }
         let got = interval_minutes(&ivs);
         assert_eq!(got.len(), want.len(), "{at:?}");
-        assert!(got == want, "{at:?}: first difference {:?}", got.symmetric_difference(&want).next());
+        assert!(
+            got == want,
+            "{at:?}: first difference {:?}",
+            got.symmetric_difference(&want).next()
+        );
     }
 }
 
@@ -138,7 +175,8 @@ fn plist_keys_and_escaping() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec("Odd & <Name>", "check", &["daily"]);
-    s.environment.insert("WEIRD".into(), "a<b>&\"c\" 'd'".into());
+    s.environment
+        .insert("WEIRD".into(), "a<b>&\"c\" 'd'".into());
     s.capture_environment = vec!["TZ".into()];
     s.priority = Some("background".into());
     let (_, path) = write_plist(&s, &Global::default(), dir.path());
@@ -156,12 +194,20 @@ fn plist_keys_and_escaping() {
     assert_eq!(
         v["ProgramArguments"],
         serde_json::json!([
-            "/bin/true", "--no-prio", "--no-ansi", "--config",
-            "/home/ubuntu/.config/resticprofile/profiles.toml", "run-schedule", "check@Odd & <Name>"
+            "/bin/true",
+            "--no-prio",
+            "--no-ansi",
+            "--config",
+            "/home/ubuntu/.config/resticprofile/profiles.toml",
+            "run-schedule",
+            "check@Odd & <Name>"
         ])
     );
     assert_eq!(v["WorkingDirectory"], "/home/ubuntu");
-    assert_eq!(v["StandardOutPath"], "/home/ubuntu/cairn.odd & <name>.check.log");
+    assert_eq!(
+        v["StandardOutPath"],
+        "/home/ubuntu/cairn.odd & <name>.check.log"
+    );
     assert_eq!(v["StandardErrorPath"], v["StandardOutPath"]);
     assert_eq!(v["ProcessType"], "Background");
     assert_eq!(v["LowPriorityIO"], true);
@@ -175,21 +221,37 @@ fn plist_keys_and_escaping() {
 fn refuses_what_launchd_cannot_express() {
     let dir = tempfile::tempdir().unwrap();
     for expr in ["*:*:30", "2030-*-* 01:00", "*-*~1"] {
-        let e = generate(&Scheduler::Launchd, &spec("p", "backup", &[expr]), &Global::default(), &ctx(dir.path()))
-            .unwrap_err();
-        assert!(matches!(e, ScheduleError::Unsupported { .. }), "{expr}: {e}");
+        let e = generate(
+            &Scheduler::Launchd,
+            &spec("p", "backup", &[expr]),
+            &Global::default(),
+            &ctx(dir.path()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, ScheduleError::Unsupported { .. }),
+            "{expr}: {e}"
+        );
         assert!(e.to_string().contains(expr), "{e}");
     }
 }
 
 fn seed(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-schedule").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/seed-schedule")
+        .join(name)
 }
 
 const SEED_PATH: &str = "/Users/manselmi/.prefix/bin:/Users/manselmi/.prefix/sw/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 
 /// The seed user's agents: a spec per plist and the context of user manselmi.
-fn seed_job(profile: &str, at: &[&str], background: bool, lock_wait: Option<Duration>, dir: &Path) -> (ScheduleSpec, cairn_profile::schedule::JobContext) {
+fn seed_job(
+    profile: &str,
+    at: &[&str],
+    background: bool,
+    lock_wait: Option<Duration>,
+    dir: &Path,
+) -> (ScheduleSpec, cairn_profile::schedule::JobContext) {
     let log = format!("/Users/manselmi/.config/resticprofile/log/{profile}/backup.log");
     let mut s = spec(profile, "backup", at);
     s.permission = Some("user_logged_on".into());
@@ -218,18 +280,36 @@ fn reproduces_the_seed_nidoking_and_gdrive_plists() {
     let Some(python) = external("python3") else {
         return;
     };
-    for (profile, at, background) in [("nidoking", &["12:00"][..], true), ("gdrive", &[][..], false)] {
+    for (profile, at, background) in [
+        ("nidoking", &["12:00"][..], true),
+        ("gdrive", &[][..], false),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let (s, c) = seed_job(profile, at, background, Some(Duration::from_secs(3600)), dir.path());
+        let (s, c) = seed_job(
+            profile,
+            at,
+            background,
+            Some(Duration::from_secs(3600)),
+            dir.path(),
+        );
         let job = generate(&Scheduler::Launchd, &s, &Global::default(), &c).unwrap();
         let f = &job.files[0];
         std::fs::write(&f.path, &f.contents).unwrap();
         let ours = plistlib(&python, &f.path);
-        let theirs = plistlib(&python, &seed(&format!("com.manselmi.resticprofile.{profile}.backup.plist")));
+        let theirs = plistlib(
+            &python,
+            &seed(&format!(
+                "com.manselmi.resticprofile.{profile}.backup.plist"
+            )),
+        );
         let log = format!("/Users/manselmi/.config/resticprofile/log/{profile}/backup.log");
 
         // Same calendar (nidoking {Hour 12, Minute 0}; gdrive none = manual-only).
-        assert_eq!(ours.get("StartCalendarInterval"), theirs.get("StartCalendarInterval"), "{profile}");
+        assert_eq!(
+            ours.get("StartCalendarInterval"),
+            theirs.get("StartCalendarInterval"),
+            "{profile}"
+        );
         // Same priority keys.
         for k in ["ProcessType", "LowPriorityIO", "LowPriorityBackgroundIO"] {
             if let Some(t) = theirs.get(k) {
@@ -241,7 +321,10 @@ fn reproduces_the_seed_nidoking_and_gdrive_plists() {
             assert!(ours.get("LowPriorityIO").is_none() && ours.get("Nice").is_none());
         }
         // Same environment for the job's processes (PATH, TZ).
-        let (oe, te) = (&ours["EnvironmentVariables"], &theirs["EnvironmentVariables"]);
+        let (oe, te) = (
+            &ours["EnvironmentVariables"],
+            &theirs["EnvironmentVariables"],
+        );
         for k in ["PATH", "TZ"] {
             assert_eq!(oe[k], te[k], "{profile} {k}");
         }
@@ -254,25 +337,51 @@ fn reproduces_the_seed_nidoking_and_gdrive_plists() {
             .map(|a| a.as_str().unwrap().to_string())
             .collect();
         // Truncate the log, then `fdautil exec <cairn> …` like theirs.
-        assert_eq!(args[..5], ["/bin/sh", "-c", r#": >"$1"; shift; exec "$@""#, "cairn-truncate-log", log.as_str()]);
+        assert_eq!(
+            args[..5],
+            [
+                "/bin/sh",
+                "-c",
+                r#": >"$1"; shift; exec "$@""#,
+                "cairn-truncate-log",
+                log.as_str()
+            ]
+        );
         assert_eq!(args[5..7], ["fdautil", "exec"]);
         assert_eq!(
             args[7..],
             [
-                "/Users/manselmi/.prefix/bin/cairn", "--no-prio", "--no-ansi", "--config",
-                "/Users/manselmi/.config/resticprofile/profiles.toml", "--log", log.as_str(),
-                "run-schedule", &format!("backup@{profile}"),
+                "/Users/manselmi/.prefix/bin/cairn",
+                "--no-prio",
+                "--no-ansi",
+                "--config",
+                "/Users/manselmi/.config/resticprofile/profiles.toml",
+                "--log",
+                log.as_str(),
+                "run-schedule",
+                &format!("backup@{profile}"),
             ]
         );
         let theirs_cmd = theirs["ProgramArguments"][2].as_str().unwrap();
-        assert!(theirs_cmd.starts_with("truncate -s 0 -- \"${RESTICPROFILE_LOG}\" ; exec -- fdautil exec"));
+        assert!(
+            theirs_cmd
+                .starts_with("truncate -s 0 -- \"${RESTICPROFILE_LOG}\" ; exec -- fdautil exec")
+        );
         assert!(theirs_cmd.ends_with(&format!("-- {profile}.backup")));
         // Logging goes to the --log file, not to launchd's stdout/stderr files.
         assert!(ours.get("StandardOutPath").is_none() && theirs.get("StandardOutPath").is_none());
         // Intended differences: label, session type, working directory, Nice 5 for background.
         assert_eq!(ours["Label"], format!("cairn.{profile}.backup"));
         assert_eq!(ours["LimitLoadToSessionType"], "Aqua");
-        assert_eq!(job.commands[1], ["launchctl", "bootstrap", "gui/501", f.path.to_str().unwrap()]);
+        assert_eq!(
+            job.commands[1],
+            [
+                "launchctl",
+                "bootstrap",
+                "gui/501",
+                f.path.to_str().unwrap()
+            ]
+        );
         if background {
             assert_eq!(ours["Nice"], 5);
         }
@@ -285,7 +394,13 @@ fn warns_about_systemd_only_settings() {
     let mut s = spec("p", "backup", &["daily"]);
     s.random_delay = Some(Duration::from_secs(60));
     s.hardening = true;
-    let j = generate(&Scheduler::Launchd, &s, &Global::default(), &ctx(dir.path())).unwrap();
+    let j = generate(
+        &Scheduler::Launchd,
+        &s,
+        &Global::default(),
+        &ctx(dir.path()),
+    )
+    .unwrap();
     assert_eq!(j.warnings.len(), 2, "{:?}", j.warnings);
     let mut c = ctx(dir.path());
     c.is_root = false;

@@ -90,10 +90,10 @@ pub(crate) fn generate(
         Some("*") => Some(spec.user.clone().unwrap_or_else(|| ctx.user.clone())),
         Some(u) => Some(spec.user.clone().unwrap_or_else(|| u.to_string())),
     };
-    if let Some(u) = &user {
-        if u.is_empty() || u.contains(char::is_whitespace) {
-            return Err(invalid(&job, format!("invalid crontab user {u:?}")));
-        }
+    if let Some(u) = &user
+        && (u.is_empty() || u.contains(char::is_whitespace))
+    {
+        return Err(invalid(&job, format!("invalid crontab user {u:?}")));
     }
 
     let log = log_target(spec, ctx)?;
@@ -101,14 +101,11 @@ pub(crate) fn generate(
         .into_iter()
         .chain(job_argv(spec, ctx, &log, false)?)
         .collect();
-    let mut command = format!(
-        "cd {} && ",
-        shell_quote(utf8(&job, &ctx.working_dir)?)
-    );
-    if spec.log_truncate {
-        if let LogTarget::File(f) = &log {
-            command.push_str(&format!(": > {} && ", shell_quote(f)));
-        }
+    let mut command = format!("cd {} && ", shell_quote(utf8(&job, &ctx.working_dir)?));
+    if spec.log_truncate
+        && let LogTarget::File(f) = &log
+    {
+        command.push_str(&format!(": > {} && ", shell_quote(f)));
     }
     command.push_str(
         &argv
@@ -163,7 +160,11 @@ pub(crate) fn generate(
         Some(file) => (
             utf8(&job, file)?.to_string(),
             Vec::new(),
-            if user.is_some() { Scope::System } else { Scope::User },
+            if user.is_some() {
+                Scope::System
+            } else {
+                Scope::User
+            },
         ),
         None => {
             let prog = match program {
@@ -176,7 +177,11 @@ pub(crate) fn generate(
                     vec![prog.clone(), "-l".to_string()],
                     vec![prog, "-".to_string()],
                 ],
-                if ctx.is_root { Scope::System } else { Scope::User },
+                if ctx.is_root {
+                    Scope::System
+                } else {
+                    Scope::User
+                },
             )
         }
     };
@@ -249,7 +254,8 @@ fn remove_job_lines<'a>(block: &[&'a str], config: &str, job: &str) -> (Vec<&'a 
                 continue;
             }
         }
-        let is_cmd = !l.starts_with('#') && l.contains(&config_arg) && l.trim_end().ends_with(&run_arg);
+        let is_cmd =
+            !l.starts_with('#') && l.contains(&config_arg) && l.trim_end().ends_with(&run_arg);
         if is_cmd {
             found = true;
             continue;
@@ -313,10 +319,10 @@ pub(crate) fn jobs_in(text: &str, config: &str) -> Vec<(String, String, Vec<Stri
                 jobs.push((c.to_string(), p.to_string(), Vec::new()));
                 jobs.len() - 1
             });
-        } else if let Some(expr) = l.strip_prefix(CALENDAR_PREFIX) {
-            if let Some(j) = current.and_then(|i| jobs.get_mut(i)) {
-                j.2.push(expr.to_string());
-            }
+        } else if let Some(expr) = l.strip_prefix(CALENDAR_PREFIX)
+            && let Some(j) = current.and_then(|i| jobs.get_mut(i))
+        {
+            j.2.push(expr.to_string());
         }
     }
     jobs
@@ -333,7 +339,9 @@ mod tests {
         vec![
             format!("{JOB_PREFIX}{ID}"),
             format!("{CALENDAR_PREFIX}{tag}"),
-            format!("00 05 * * *\tcd / && /usr/bin/cairn --no-ansi --config /etc/cairn/profiles.toml run-schedule backup@vps # {tag}"),
+            format!(
+                "00 05 * * *\tcd / && /usr/bin/cairn --no-ansi --config /etc/cairn/profiles.toml run-schedule backup@vps # {tag}"
+            ),
         ]
     }
 
@@ -344,9 +352,17 @@ mod tests {
         assert!(once.starts_with(foreign), "{once}");
         assert!(once.contains(START_MARKER) && once.contains(END_MARKER));
         let other_id = "/etc/cairn/profiles.toml:check@vps";
-        let other = vec![format!("{JOB_PREFIX}{other_id}"), "0 1 * * *\tcheck-line".to_string()];
+        let other = vec![
+            format!("{JOB_PREFIX}{other_id}"),
+            "0 1 * * *\tcheck-line".to_string(),
+        ];
         let two = replace_job(&once, CONFIG, "check@vps", &other);
-        let again = replace_job(&format!("{two}# trailing foreign\n"), CONFIG, "backup@vps", &job_lines("b"));
+        let again = replace_job(
+            &format!("{two}# trailing foreign\n"),
+            CONFIG,
+            "backup@vps",
+            &job_lines("b"),
+        );
         assert!(again.starts_with(foreign));
         assert!(again.ends_with("# trailing foreign\n"));
         assert!(!again.contains("# a"), "old lines replaced: {again}");
@@ -356,7 +372,11 @@ mod tests {
             jobs_in(&again, "/etc/cairn/profiles.toml"),
             vec![
                 ("check".to_string(), "vps".to_string(), vec![]),
-                ("backup".to_string(), "vps".to_string(), vec!["b".to_string()]),
+                (
+                    "backup".to_string(),
+                    "vps".to_string(),
+                    vec!["b".to_string()]
+                ),
             ]
         );
         let (removed, found) = remove_job(&again, CONFIG, "backup@vps");

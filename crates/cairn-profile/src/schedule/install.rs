@@ -18,7 +18,11 @@ pub(crate) struct Ran {
 }
 
 /// Run `cmd` with the context's `PATH`, feeding `stdin` when given.
-pub(crate) fn run(cmd: &[String], ctx: &JobContext, stdin: Option<&str>) -> Result<Ran, ScheduleError> {
+pub(crate) fn run(
+    cmd: &[String],
+    ctx: &JobContext,
+    stdin: Option<&str>,
+) -> Result<Ran, ScheduleError> {
     let line = cmd.join(" ");
     let Some((prog, args)) = cmd.split_first() else {
         return Err(ScheduleError::Command {
@@ -28,16 +32,33 @@ pub(crate) fn run(cmd: &[String], ctx: &JobContext, stdin: Option<&str>) -> Resu
     };
     let mut c = Command::new(prog);
     c.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(path) = ctx.env.get("PATH") {
         c.env("PATH", path);
     }
-    let mut child = c.spawn().map_err(|e| ScheduleError::Command {
-        command: line.clone(),
-        detail: format!("cannot start {prog}: {e} (is it installed and on PATH?)"),
-    })?;
+    // ETXTBSY: a script just written may still be open in a child forked meanwhile.
+    let mut attempt = 0;
+    let mut child = loop {
+        match c.spawn() {
+            Ok(child) => break child,
+            Err(e) if e.raw_os_error() == Some(26) && attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => {
+                return Err(ScheduleError::Command {
+                    command: line,
+                    detail: format!("cannot start {prog}: {e} (is it installed and on PATH?)"),
+                });
+            }
+        }
+    };
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes())
             .map_err(|e| ScheduleError::Command {
@@ -45,10 +66,12 @@ pub(crate) fn run(cmd: &[String], ctx: &JobContext, stdin: Option<&str>) -> Resu
                 detail: format!("writing its input: {e}"),
             })?;
     }
-    let out = child.wait_with_output().map_err(|e| ScheduleError::Command {
-        command: line.clone(),
-        detail: e.to_string(),
-    })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| ScheduleError::Command {
+            command: line.clone(),
+            detail: e.to_string(),
+        })?;
     Ok(Ran {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -74,7 +97,10 @@ pub(crate) fn run_checked(
     }
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ScheduleError + '_ {
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ScheduleError + 'a {
     move |source| ScheduleError::Io {
         action,
         path: path.to_path_buf(),
@@ -158,7 +184,11 @@ pub fn install(
             if job.name.ends_with(".service") {
                 messages.push(format!(
                     "{id} has no calendar: start it with `systemctl{} start {}`",
-                    if job.scope == Scope::User { " --user" } else { "" },
+                    if job.scope == Scope::User {
+                        " --user"
+                    } else {
+                        ""
+                    },
                     job.name
                 ));
             }
@@ -167,13 +197,18 @@ pub fn install(
             for f in &job.files {
                 needs_root(&id, job.scope, ctx, &f.path)?;
             }
-            let (bootout, rest) = job.commands.split_first().unwrap_or((&Vec::new(), &[]));
+            let empty = Vec::new();
+            let (bootout, rest) = job.commands.split_first().unwrap_or((&empty, &[]));
             if !bootout.is_empty() {
                 // Not loaded yet is fine.
                 let _ = run(bootout, ctx, None)?;
             }
             for f in &job.files {
-                let dir_mode = if job.scope == Scope::System { 0o755 } else { 0o700 };
+                let dir_mode = if job.scope == Scope::System {
+                    0o755
+                } else {
+                    0o700
+                };
                 write_file(&f.path, &f.contents, f.mode, dir_mode)?;
                 messages.push(format!("wrote {}", f.path.display()));
             }
@@ -251,7 +286,11 @@ fn write_crontab(
     match file {
         Some(f) => write_file(f, text, 0o644, 0o755),
         None => {
-            run_checked(&[crontab_program(program), "-".to_string()], ctx, Some(text))?;
+            run_checked(
+                &[crontab_program(program), "-".to_string()],
+                ctx,
+                Some(text),
+            )?;
             Ok(())
         }
     }
@@ -279,10 +318,10 @@ fn config_str(ctx: &JobContext) -> Result<&str, ScheduleError> {
     super::utf8("schedule", &ctx.config_file)
 }
 
-/// Remove the job `command@profile` of this configuration file: `systemctl disable --now`
-/// + delete unit, timer and drop-in directories + `daemon-reload`; `launchctl bootout` +
-/// delete the plist; or remove its crontab lines. [`ScheduleError::NotInstalled`] when
-/// there is no such job.
+/// Remove the job `command@profile` of this configuration file: `systemctl disable --now`,
+/// delete unit, timer and drop-in directories, then `daemon-reload`; `launchctl bootout`
+/// and delete the plist; or remove its crontab lines. [`ScheduleError::NotInstalled`]
+/// when there is no such job.
 pub fn uninstall(
     profile: &str,
     command: &str,
@@ -306,7 +345,11 @@ pub fn uninstall(
                     }
                     any = true;
                     needs_root(&id, u.scope, ctx, &u.service)?;
-                    let user: &[&str] = if u.scope == Scope::User { &["--user"] } else { &[] };
+                    let user: &[&str] = if u.scope == Scope::User {
+                        &["--user"]
+                    } else {
+                        &[]
+                    };
                     let sc = |args: &[&str]| -> Vec<String> {
                         std::iter::once("systemctl")
                             .chain(user.iter().copied())
@@ -363,7 +406,11 @@ pub fn uninstall(
                     messages.push(if r.ok {
                         format!("ran {}", cmd.join(" "))
                     } else {
-                        format!("{} failed ({}): it was not loaded", cmd.join(" "), r.stderr.trim())
+                        format!(
+                            "{} failed ({}): it was not loaded",
+                            cmd.join(" "),
+                            r.stderr.trim()
+                        )
                     });
                     if remove_path(&p.path)? {
                         messages.push(format!("removed {}", p.path.display()));
@@ -397,7 +444,10 @@ pub fn uninstall(
 
 /// All jobs installed for the context's configuration file (discovered from unit files,
 /// plists or crontab lines), for `unschedule --all` and `status`.
-pub fn installed(scheduler: &Scheduler, ctx: &JobContext) -> Result<Vec<InstalledJob>, ScheduleError> {
+pub fn installed(
+    scheduler: &Scheduler,
+    ctx: &JobContext,
+) -> Result<Vec<InstalledJob>, ScheduleError> {
     let config = config_str(ctx)?;
     let mut jobs = Vec::new();
     match scheduler {
@@ -441,7 +491,11 @@ pub fn installed(scheduler: &Scheduler, ctx: &JobContext) -> Result<Vec<Installe
                     command,
                     files: crontab.iter().cloned().collect(),
                     calendars,
-                    scope: if ctx.is_root { Scope::System } else { Scope::User },
+                    scope: if ctx.is_root {
+                        Scope::System
+                    } else {
+                        Scope::User
+                    },
                     name: crontab
                         .as_ref()
                         .map(|f| f.display().to_string())

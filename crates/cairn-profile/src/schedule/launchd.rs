@@ -170,13 +170,19 @@ pub(crate) fn generate(
 
     // Program arguments: [truncate shell] [wrapper] cairn …
     let mut args: Vec<String> = Vec::new();
-    if spec.log_truncate {
-        if let LogTarget::File(f) = &log {
-            args.extend(
-                ["/bin/sh", "-c", TRUNCATE_SCRIPT, "cairn-truncate-log", f.as_str()]
-                    .map(str::to_string),
-            );
-        }
+    if spec.log_truncate
+        && let LogTarget::File(f) = &log
+    {
+        args.extend(
+            [
+                "/bin/sh",
+                "-c",
+                TRUNCATE_SCRIPT,
+                "cairn-truncate-log",
+                f.as_str(),
+            ]
+            .map(str::to_string),
+        );
     }
     args.extend(wrapper(spec, ctx));
     args.extend(job_argv(spec, ctx, &log, true)?);
@@ -184,10 +190,10 @@ pub(crate) fn generate(
     let id = schedule_id(ctx, spec)?;
     let mut env_vars: Vec<(String, PValue)> = Vec::new();
     let mut all = env;
-    if !all.contains_key("PATH") {
-        if let Some(p) = ctx.env.get("PATH") {
-            all.insert("PATH".into(), p.clone());
-        }
+    if !all.contains_key("PATH")
+        && let Some(p) = ctx.env.get("PATH")
+    {
+        all.insert("PATH".into(), p.clone());
     }
     all.insert("CAIRN_SCHEDULE_ID".into(), id.clone());
     all.insert("RESTICPROFILE_SCHEDULE_ID".into(), id);
@@ -290,8 +296,7 @@ pub(crate) fn generate(
         _ => dict.push(("StartCalendarInterval".into(), PValue::Array(intervals))),
     }
 
-    let contents =
-        plist_document(&PValue::Dict(dict), &comments).map_err(|m| invalid(&job, m))?;
+    let contents = plist_document(&PValue::Dict(dict), &comments).map_err(|m| invalid(&job, m))?;
     let plist = utf8(&job, &path)?.to_string();
     let commands = vec![
         vec![
@@ -447,7 +452,10 @@ mod tests {
                 ("Label".into(), PValue::Str("a<b>&c".into())),
                 (
                     "EnvironmentVariables".into(),
-                    PValue::Dict(vec![("CAIRN_SCHEDULE_ID".into(), PValue::Str("/x & y:b@p".into()))]),
+                    PValue::Dict(vec![(
+                        "CAIRN_SCHEDULE_ID".into(),
+                        PValue::Str("/x & y:b@p".into()),
+                    )]),
                 ),
             ]),
             &["cairn-calendar: Mon..Fri 02:30".into()],

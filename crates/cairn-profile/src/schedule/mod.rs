@@ -251,7 +251,9 @@ pub enum ScheduleError {
         reason: String,
     },
     /// The scheduler cannot express a calendar expression.
-    #[error("{job}: {scheduler} cannot run {expr:?}: {reason}; rewrite the expression or use another scheduler")]
+    #[error(
+        "{job}: {scheduler} cannot run {expr:?}: {reason}; rewrite the expression or use another scheduler"
+    )]
     Unsupported {
         /// `command@profile`.
         job: String,
@@ -310,7 +312,9 @@ pub enum ScheduleError {
         scheduler: &'static str,
     },
     /// Installing needs root.
-    #[error("{job}: installing into {path} needs root; run `sudo cairn schedule`, or use schedule-permission = \"user_logged_on\"")]
+    #[error(
+        "{job}: installing into {path} needs root; run `sudo cairn schedule`, or use schedule-permission = \"user_logged_on\""
+    )]
     NeedsRoot {
         /// `command@profile`.
         job: String,
@@ -363,10 +367,7 @@ pub(crate) fn job_id(spec: &ScheduleSpec) -> String {
 
 /// The non-empty calendar expressions of a spec.
 pub(crate) fn expressions(spec: &ScheduleSpec) -> impl Iterator<Item = &str> {
-    spec.at
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
+    spec.at.iter().map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 /// `<config>:<command>@<profile>`, the value of `CAIRN_SCHEDULE_ID`.
@@ -397,7 +398,10 @@ pub(crate) fn utf8<'a>(job: &str, p: &'a Path) -> Result<&'a str, ScheduleError>
     p.to_str().ok_or_else(|| {
         invalid(
             job,
-            format!("path {} is not valid UTF-8 and cannot be written into a job file", p.display()),
+            format!(
+                "path {} is not valid UTF-8 and cannot be written into a job file",
+                p.display()
+            ),
         )
     })
 }
@@ -413,7 +417,10 @@ pub(crate) enum Permission {
     UserLoggedOn,
 }
 
-pub(crate) fn permission(spec: &ScheduleSpec, ctx: &JobContext) -> Result<Permission, ScheduleError> {
+pub(crate) fn permission(
+    spec: &ScheduleSpec,
+    ctx: &JobContext,
+) -> Result<Permission, ScheduleError> {
     let p = spec.permission.as_deref().unwrap_or("auto").trim();
     match p.to_ascii_lowercase().replace('-', "_").as_str() {
         "" | "auto" => Ok(if ctx.is_root || spec.user.is_some() {
@@ -452,7 +459,12 @@ pub(crate) fn is_background(spec: &ScheduleSpec) -> Result<bool, ScheduleError> 
 
 /// Nice value of the job: `global.priority` when set (§15), else `global.nice`.
 pub(crate) fn nice(global: &Global) -> i32 {
-    match global.priority.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match global
+        .priority
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("idle") => 19,
         Some("background") => 15,
         Some("low") => 10,
@@ -486,7 +498,10 @@ impl LogTarget {
 
 /// Resolve `schedule-log`: `~` and `$VAR` expanded, relative files against the config
 /// file's directory (§4.5); `schedule-log-truncate` needs a file.
-pub(crate) fn log_target(spec: &ScheduleSpec, ctx: &JobContext) -> Result<LogTarget, ScheduleError> {
+pub(crate) fn log_target(
+    spec: &ScheduleSpec,
+    ctx: &JobContext,
+) -> Result<LogTarget, ScheduleError> {
     let job = job_id(spec);
     let raw = spec.log.as_deref().map(str::trim).unwrap_or("");
     let target = if raw.is_empty() || raw == "-" {
@@ -604,13 +619,17 @@ pub(crate) fn job_argv(
 
 /// The wrapper prefix with its program resolved on the context's PATH when relative.
 pub(crate) fn wrapper(spec: &ScheduleSpec, ctx: &JobContext) -> Vec<String> {
-    let mut w: Vec<String> = spec.wrapper.iter().filter(|s| !s.is_empty()).cloned().collect();
-    if let Some(first) = w.first_mut() {
-        if !first.contains('/') {
-            if let Some(found) = find_program(first, ctx) {
-                *first = found;
-            }
-        }
+    let mut w: Vec<String> = spec
+        .wrapper
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    if let Some(first) = w.first_mut()
+        && !first.contains('/')
+        && let Some(found) = find_program(first, ctx)
+    {
+        *first = found;
     }
     w
 }
@@ -638,12 +657,12 @@ pub(crate) fn looks_secret(name: &str, value: &str) -> bool {
     {
         return true;
     }
-    if suffix("_URL") {
-        if let Some((_, rest)) = value.split_once("://") {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            if let Some((userinfo, _)) = authority.rsplit_once('@') {
-                return userinfo.contains(':');
-            }
+    if suffix("_URL")
+        && let Some((_, rest)) = value.split_once("://")
+    {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            return userinfo.contains(':');
         }
     }
     false
@@ -720,8 +739,7 @@ pub(crate) fn job_environment(
 /// Quote a word for a POSIX shell (single quotes when needed).
 pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/_.,:@=+-%".contains(c))
     {
         s.to_string()

@@ -168,10 +168,10 @@ fn parse_launchctl_print(out: &str, into: &mut BTreeMap<String, String>) {
         if field.starts_with('\t') {
             continue;
         }
-        if let Some((k, v)) = field.split_once(" = ") {
-            if KEYS.contains(&k.trim()) {
-                into.insert(k.trim().to_string(), v.trim().to_string());
-            }
+        if let Some((k, v)) = field.split_once(" = ")
+            && KEYS.contains(&k.trim())
+        {
+            into.insert(k.trim().to_string(), v.trim().to_string());
         }
     }
 }
@@ -222,7 +222,11 @@ pub fn status(
                     Scope::User => format!("gui/{}", ctx.uid),
                 };
                 query(
-                    vec!["launchctl".into(), "print".into(), format!("{domain}/{}", j.name)],
+                    vec![
+                        "launchctl".into(),
+                        "print".into(),
+                        format!("{domain}/{}", j.name),
+                    ],
                     &mut |o| parse_launchctl_print(o, &mut state),
                 );
             }
@@ -323,7 +327,10 @@ mod tests {
     fn parses_scheduler_output() {
         let mut m = BTreeMap::new();
         parse_show("ActiveState=active\nResult=success\n", "timer.", &mut m);
-        assert_eq!(m.get("timer.ActiveState").map(String::as_str), Some("active"));
+        assert_eq!(
+            m.get("timer.ActiveState").map(String::as_str),
+            Some("active")
+        );
         let print = "gui/501/cairn.x.backup = {\n\tactive count = 0\n\tstate = not running\n\truns = 3\n\tlast exit code = 0\n\tenvironment = {\n\t\tstate = nested\n\t}\n}\n";
         let mut m = BTreeMap::new();
         parse_launchctl_print(print, &mut m);
@@ -350,7 +357,11 @@ mod tests {
         let utc: Vec<&str> = runs.iter().map(|r| r.rfc3339.as_str()).collect();
         assert_eq!(
             utc,
-            ["2025-01-06T04:15:00Z", "2025-01-06T04:30:00Z", "2025-01-06T04:45:00Z"]
+            [
+                "2025-01-06T04:15:00Z",
+                "2025-01-06T04:30:00Z",
+                "2025-01-06T04:45:00Z"
+            ]
         );
         assert!(next_runs("nonsense", 1, now).is_err());
     }

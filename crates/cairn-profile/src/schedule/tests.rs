@@ -37,34 +37,70 @@ fn spec() -> ScheduleSpec {
 
 #[test]
 fn parses_scheduler_settings() {
-    assert_eq!(Scheduler::from_setting("systemd").unwrap(), Scheduler::Systemd);
-    assert_eq!(Scheduler::from_setting(" launchd ").unwrap(), Scheduler::Launchd);
+    assert_eq!(
+        Scheduler::from_setting("systemd").unwrap(),
+        Scheduler::Systemd
+    );
+    assert_eq!(
+        Scheduler::from_setting(" launchd ").unwrap(),
+        Scheduler::Launchd
+    );
     assert_eq!(
         Scheduler::from_setting("crond").unwrap(),
-        Scheduler::Cron { crontab: None, user: None, program: None }
+        Scheduler::Cron {
+            crontab: None,
+            user: None,
+            program: None
+        }
     );
     assert_eq!(
         Scheduler::from_setting("crond:/usr/bin/crontab").unwrap(),
-        Scheduler::Cron { crontab: None, user: None, program: Some("/usr/bin/crontab".into()) }
+        Scheduler::Cron {
+            crontab: None,
+            user: None,
+            program: Some("/usr/bin/crontab".into())
+        }
     );
     assert_eq!(
         Scheduler::from_setting("crontab:*:/etc/cron.d/cairn").unwrap(),
-        Scheduler::Cron { crontab: Some("/etc/cron.d/cairn".into()), user: Some("*".into()), program: None }
+        Scheduler::Cron {
+            crontab: Some("/etc/cron.d/cairn".into()),
+            user: Some("*".into()),
+            program: None
+        }
     );
     assert_eq!(
         Scheduler::from_setting("crontab:-:/tmp/tab").unwrap(),
-        Scheduler::Cron { crontab: Some("/tmp/tab".into()), user: None, program: None }
+        Scheduler::Cron {
+            crontab: Some("/tmp/tab".into()),
+            user: None,
+            program: None
+        }
     );
     assert_eq!(
         Scheduler::from_setting("crontab:backup:/etc/cron.d/cairn").unwrap(),
-        Scheduler::Cron { crontab: Some("/etc/cron.d/cairn".into()), user: Some("backup".into()), program: None }
+        Scheduler::Cron {
+            crontab: Some("/etc/cron.d/cairn".into()),
+            user: Some("backup".into()),
+            program: None
+        }
     );
     assert_eq!(
         Scheduler::from_setting("crontab:/tmp/tab").unwrap(),
-        Scheduler::Cron { crontab: Some("/tmp/tab".into()), user: None, program: None }
+        Scheduler::Cron {
+            crontab: Some("/tmp/tab".into()),
+            user: None,
+            program: None
+        }
     );
     assert_eq!(Scheduler::from_setting("auto").unwrap(), Scheduler::auto());
-    for bad in ["windows", "crontab", "crontab:", "taskscheduler", "systemd:x"] {
+    for bad in [
+        "windows",
+        "crontab",
+        "crontab:",
+        "taskscheduler",
+        "systemd:x",
+    ] {
         let e = Scheduler::from_setting(bad).unwrap_err();
         assert!(matches!(e, ScheduleError::UnknownScheduler(_)), "{bad}");
     }
@@ -79,7 +115,15 @@ fn globs_and_secrets() {
     assert!(!glob_match("RESTIC_*", "XRESTIC_A"));
     assert!(!glob_match("A?C", "AC"));
     assert!(!glob_match("PATH", "PATHX"));
-    for secret in ["AWS_SECRET_ACCESS_KEY", "B2_ACCOUNT_KEY", "OP_SERVICE_ACCOUNT_TOKEN", "RESTIC_PASSWORD", "restic_password_command", "MY_SECRET", "REST_AUTH"] {
+    for secret in [
+        "AWS_SECRET_ACCESS_KEY",
+        "B2_ACCOUNT_KEY",
+        "OP_SERVICE_ACCOUNT_TOKEN",
+        "RESTIC_PASSWORD",
+        "restic_password_command",
+        "MY_SECRET",
+        "REST_AUTH",
+    ] {
         assert!(looks_secret(secret, "x"), "{secret}");
     }
     assert!(looks_secret("RESTIC_URL", "https://u:p@host/x"));
@@ -99,16 +143,26 @@ fn captured_environment_refuses_secrets() {
     let env = job_environment(&s, &ctx).unwrap();
     assert_eq!(
         env.into_iter().collect::<Vec<_>>(),
-        [("PATH", "/usr/bin:/bin"), ("RCLONE_UID", "501"), ("TZ", "UTC")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("PATH", "/usr/bin:/bin"),
+            ("RCLONE_UID", "501"),
+            ("TZ", "UTC")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     s.capture_environment = vec!["RESTIC_*".into()];
     let e = job_environment(&s, &ctx).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("RESTIC_PASSWORD") && msg.contains("RESTIC_*") && msg.contains("env-file"), "{msg}");
+    assert!(
+        msg.contains("RESTIC_PASSWORD") && msg.contains("RESTIC_*") && msg.contains("env-file"),
+        "{msg}"
+    );
     s.capture_environment.clear();
     s.environment.insert("B2_ACCOUNT_KEY".into(), "k".into());
-    assert!(matches!(job_environment(&s, &ctx), Err(ScheduleError::Secret { .. })));
+    assert!(matches!(
+        job_environment(&s, &ctx),
+        Err(ScheduleError::Secret { .. })
+    ));
 }
 
 #[test]
@@ -142,15 +196,29 @@ fn resolves_log_targets() {
         LogTarget::File("/home/u/.config/cairn/log/backup.log".into())
     );
     s.log = Some("~/x.log".into());
-    assert_eq!(log_target(&s, &c).unwrap(), LogTarget::File("/home/u/x.log".into()));
+    assert_eq!(
+        log_target(&s, &c).unwrap(),
+        LogTarget::File("/home/u/x.log".into())
+    );
     s.log = Some("${LOGDIR}/$$x.log".into());
-    assert_eq!(log_target(&s, &c).unwrap(), LogTarget::File("/var/log/cairn/$x.log".into()));
+    assert_eq!(
+        log_target(&s, &c).unwrap(),
+        LogTarget::File("/var/log/cairn/$x.log".into())
+    );
     s.log = Some("$NOPE/x.log".into());
     assert!(log_target(&s, &c).is_err());
     s.log = Some("syslog://host:514".into());
-    assert_eq!(log_target(&s, &c).unwrap(), LogTarget::Other("syslog://host:514".into()));
+    assert_eq!(
+        log_target(&s, &c).unwrap(),
+        LogTarget::Other("syslog://host:514".into())
+    );
     s.log_truncate = true;
-    assert!(log_target(&s, &c).unwrap_err().to_string().contains("schedule-log-truncate"));
+    assert!(
+        log_target(&s, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("schedule-log-truncate")
+    );
     s.log = None;
     assert!(log_target(&s, &c).is_err());
 }
@@ -161,13 +229,33 @@ fn builds_the_command_line() {
     let s = spec();
     assert_eq!(
         job_argv(&s, &c, &LogTarget::File("/l.log".into()), true).unwrap(),
-        ["/usr/local/bin/cairn", "--no-prio", "--no-ansi", "--config", "/home/u/.config/cairn/profiles.toml", "--log", "/l.log", "run-schedule", "backup@vps"]
+        [
+            "/usr/local/bin/cairn",
+            "--no-prio",
+            "--no-ansi",
+            "--config",
+            "/home/u/.config/cairn/profiles.toml",
+            "--log",
+            "/l.log",
+            "run-schedule",
+            "backup@vps"
+        ]
     );
     assert_eq!(
         job_argv(&s, &c, &LogTarget::None, false).unwrap(),
-        ["/usr/local/bin/cairn", "--no-ansi", "--config", "/home/u/.config/cairn/profiles.toml", "run-schedule", "backup@vps"]
+        [
+            "/usr/local/bin/cairn",
+            "--no-ansi",
+            "--config",
+            "/home/u/.config/cairn/profiles.toml",
+            "run-schedule",
+            "backup@vps"
+        ]
     );
-    assert_eq!(schedule_id(&c, &s).unwrap(), "/home/u/.config/cairn/profiles.toml:backup@vps");
+    assert_eq!(
+        schedule_id(&c, &s).unwrap(),
+        "/home/u/.config/cairn/profiles.toml:backup@vps"
+    );
     assert_eq!(
         parse_schedule_id("/a:b/c.toml:backup@my@profile", "/a:b/c.toml"),
         Some(("backup", "my@profile"))

@@ -36,7 +36,10 @@ pub fn ctx(dir: &Path) -> JobContext {
         sudo_user: Some("ubuntu".into()),
         uid: 0,
         env: BTreeMap::from([
-            ("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string()),
+            (
+                "PATH".to_string(),
+                "/usr/local/bin:/usr/bin:/bin".to_string(),
+            ),
             ("TZ".to_string(), "UTC".to_string()),
         ]),
         unit_dir_override: Some(dir.to_path_buf()),
