@@ -136,7 +136,7 @@ fn run(mut rp: RpArgs) -> Result<i32> {
     let needs_router =
         !matches!(target, LogTarget::Console) || !std::io::stderr().is_terminal();
     let router = if needs_router {
-        match OutputRouter::install(&target, CommandOutput::parse(&mode)) {
+        match OutputRouter::install(&target, CommandOutput::parse(&mode).unwrap_or(CommandOutput::Auto)) {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("cannot set up logging: {e}");
