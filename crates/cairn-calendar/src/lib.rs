@@ -12,6 +12,8 @@
 //!   expression for launchd and cron, refusing (never silently changing) what they cannot
 //!   express.
 
+#![warn(missing_docs)]
+
 mod cron;
 mod expand;
 mod launchd;

@@ -103,25 +103,41 @@ fn cron_field_matches(field: &str, v: u32, lo: u32, hi: u32) -> bool {
 /// Vixie cron semantics: day of month and weekday are ORed when neither starts with `*`;
 /// then the weekday guard (the `test $(date +%w)` the caller adds) filters.
 fn cron_minutes(entries: &[CronEntry], year: &[(i64, Fields)]) -> BTreeSet<i64> {
+    // Each field parsed once into a bit mask of the values it allows.
+    let mask = |f: &str, lo: u32, hi: u32| -> u64 {
+        (lo..=hi)
+            .filter(|v| cron_field_matches(f, *v, lo, hi))
+            .fold(0, |m, v| m | (1 << v))
+    };
+    let parsed: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let guard = e
+                .weekday_guard
+                .as_ref()
+                .map_or(0x7f, |g| g.iter().fold(0u64, |m, v| m | (1 << v)));
+            let or_days = !e.day_of_month.starts_with('*') && !e.day_of_week.starts_with('*');
+            (
+                mask(&e.minute, 0, 59),
+                mask(&e.hour, 0, 23),
+                mask(&e.day_of_month, 1, 31),
+                mask(&e.month, 1, 12),
+                mask(&e.day_of_week, 0, 6),
+                or_days,
+                guard,
+            )
+        })
+        .collect();
+    let has = |m: u64, v: u32| m & (1 << v) != 0;
     year.iter()
         .filter(|(_, (mi, h, d, mo, wd))| {
-            let (mi, h, d, mo, wd) = (*mi, *h, *d, *mo, *wd);
-            entries.iter().any(|e| {
-                let dom = cron_field_matches(&e.day_of_month, d, 1, 31);
-                let dow = cron_field_matches(&e.day_of_week, wd, 0, 6);
-                let day_ok = if e.day_of_month.starts_with('*') || e.day_of_week.starts_with('*') {
-                    dom && dow
-                } else {
-                    dom || dow
-                };
-                cron_field_matches(&e.minute, mi, 0, 59)
-                    && cron_field_matches(&e.hour, h, 0, 23)
-                    && cron_field_matches(&e.month, mo, 1, 12)
-                    && day_ok
-                    && e.weekday_guard
-                        .as_ref()
-                        .is_none_or(|g| g.contains(&(wd as u8)))
-            })
+            parsed
+                .iter()
+                .any(|&(m_mi, m_h, m_d, m_mo, m_wd, or_days, guard)| {
+                    let (dom, dow) = (has(m_d, *d), has(m_wd, *wd));
+                    let day_ok = if or_days { dom || dow } else { dom && dow };
+                    has(m_mi, *mi) && has(m_h, *h) && has(m_mo, *mo) && day_ok && has(guard, *wd)
+                })
         })
         .map(|(t, _)| *t)
         .collect()
