@@ -18,8 +18,7 @@ pub use healthchecks::{Healthchecks, PingOutcome};
 pub use http::HttpSettings;
 pub use mask::{mask_header_value, mask_url};
 pub use metrics::{MetricsRun, RunStatus};
+pub use send::{SendContext, send_all, send_all_with_funcs};
+pub use send_template::body_template_data;
 pub use status_file::{StatusEntry, StatusKind};
-
-pub use send::{SendContext, send_all};
-
 pub use testserver::{RecordedRequest, RecordingServer, Reply};
