@@ -14,7 +14,7 @@ mod send_template;
 pub mod status_file;
 pub mod testserver;
 
-pub use healthchecks::{Healthchecks, PingOutcome};
+pub use healthchecks::{Healthchecks, PingOutcome, run_summary};
 pub use http::HttpSettings;
 pub use mask::{mask_header_value, mask_url};
 pub use metrics::{MetricsRun, RunStatus};
