@@ -1,5 +1,6 @@
 //! Executes template trees: Go's evaluation rules for pipelines, fields, variables and control.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -7,7 +8,8 @@ use crate::parse::{Arg, Command, Control, List, Node, Pipe};
 use crate::value::Value;
 use crate::{RuntimeFuncs, TemplateError};
 
-/// Deepest nesting of `{{template}}` calls (Go uses 100000; a Rust stack is smaller).
+/// Deepest nesting of `{{template}}` calls and control structures while executing (Go allows
+/// 100000 template calls; a Rust thread stack is smaller).
 const MAX_DEPTH: usize = 1000;
 
 /// A stored tree with the file and source it came from (for error positions).
@@ -115,29 +117,21 @@ impl<'a> Exec<'a> {
                     }
                 }
                 Node::If(c) | Node::With(c) => {
-                    let is_with = matches!(node, Node::With(_));
-                    let mark = frame.vars.len();
-                    let v = self.pipeline(frame, dot, &c.pipe)?;
-                    let flow = if v.truthy() {
-                        if is_with {
-                            self.walk(frame, &v, &c.list)?
-                        } else {
-                            self.walk(frame, dot, &c.list)?
-                        }
-                    } else if let Some(e) = &c.else_list {
-                        self.walk(frame, dot, e)?
-                    } else {
-                        Flow::Normal
-                    };
-                    frame.vars.truncate(mark);
+                    self.enter(frame, c.pipe.pos)?;
+                    let r = self.if_with(frame, dot, c, matches!(node, Node::With(_)));
+                    self.depth -= 1;
+                    let flow = r?;
                     if !matches!(flow, Flow::Normal) {
                         return Ok(flow);
                     }
                 }
                 Node::Range(c) => {
+                    self.enter(frame, c.pipe.pos)?;
                     let mark = frame.vars.len();
-                    let flow = self.range(frame, dot, c)?;
+                    let r = self.range(frame, dot, c);
+                    self.depth -= 1;
                     frame.vars.truncate(mark);
+                    let flow = r?;
                     if !matches!(flow, Flow::Normal) {
                         return Ok(flow);
                     }
@@ -156,15 +150,7 @@ impl<'a> Exec<'a> {
                             format!("template {name:?} not defined"),
                         ));
                     };
-                    if self.depth >= MAX_DEPTH {
-                        return Err(self.error(
-                            frame,
-                            *pos,
-                            None,
-                            format!("exceeded maximum template depth ({MAX_DEPTH})"),
-                        ));
-                    }
-                    self.depth += 1;
+                    self.enter(frame, *pos)?;
                     let mut inner = Frame {
                         tree: &tree,
                         name,
@@ -179,6 +165,36 @@ impl<'a> Exec<'a> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    fn enter(&mut self, frame: &Frame, pos: usize) -> R<()> {
+        if self.depth >= MAX_DEPTH {
+            let m = format!("exceeded maximum template depth ({MAX_DEPTH})");
+            return Err(self.error(frame, pos, None, m));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn if_with(&mut self, frame: &mut Frame, dot: &Value, c: &Control, is_with: bool) -> R<Flow> {
+        let mark = frame.vars.len();
+        let v = self.pipeline(frame, dot, &c.pipe);
+        let flow = match v {
+            Err(e) => Err(e),
+            Ok(v) if v.truthy() => {
+                if is_with {
+                    self.walk(frame, &v, &c.list)
+                } else {
+                    self.walk(frame, dot, &c.list)
+                }
+            }
+            Ok(_) => match &c.else_list {
+                Some(e) => self.walk(frame, dot, e),
+                None => Ok(Flow::Normal),
+            },
+        };
+        frame.vars.truncate(mark);
+        flow
     }
 
     fn range(&mut self, frame: &mut Frame, dot: &Value, c: &Control) -> R<Flow> {
@@ -278,24 +294,20 @@ impl<'a> Exec<'a> {
         let has_args = !rest.is_empty() || fin.is_some();
         let wrap = |s: &Self, frame: &Frame, m: String| s.error(frame, cmd.pos, Some(&cmd.text), m);
         match cmd.args.first() {
-            Some(Arg::Field(names)) => self.chain(frame, dot, dot.clone(), names, cmd, rest, fin),
+            Some(Arg::Field(names)) => self.chain(frame, dot, Base::Dot, names, cmd, rest, fin),
             Some(Arg::Variable(name, names)) => {
-                let v = self.var(frame, cmd, name)?;
                 if names.is_empty() {
                     if has_args {
-                        return Err(wrap(
-                            self,
-                            frame,
-                            format!("can't give argument to non-function {name}"),
-                        ));
+                        let m = format!("can't give argument to non-function {name}");
+                        return Err(wrap(self, frame, m));
                     }
-                    return Ok(v);
+                    return self.var(frame, cmd, name);
                 }
-                self.chain(frame, dot, v, names, cmd, rest, fin)
+                self.chain(frame, dot, Base::Var(name), names, cmd, rest, fin)
             }
             Some(Arg::Chain(inner, names)) => {
                 let v = self.arg(frame, dot, cmd, inner)?;
-                self.chain(frame, dot, v, names, cmd, rest, fin)
+                self.chain(frame, dot, Base::Value(v), names, cmd, rest, fin)
             }
             Some(Arg::Ident(name)) => self.function(frame, dot, cmd, name, rest, fin),
             Some(Arg::Pipe(p)) => {
@@ -350,73 +362,40 @@ impl<'a> Exec<'a> {
             })
     }
 
-    /// Evaluates `.A.B.C` on `recv`; the last name gets the command's arguments.
+    /// Evaluates `.A.B.C` on a base value; the last name gets the command's arguments (only
+    /// time methods take arguments). Maps are walked by reference; only the result is cloned.
     #[allow(clippy::too_many_arguments)]
     fn chain(
         &mut self,
         frame: &mut Frame,
         dot: &Value,
-        mut recv: Value,
+        base: Base,
         names: &[String],
         cmd: &Command,
         args: &[Arg],
         fin: Option<Value>,
     ) -> R<Value> {
-        let n = names.len();
-        let mut fin = fin;
-        for (i, name) in names.iter().enumerate() {
-            let last = i + 1 == n;
-            let (call_args, call_fin) = if last {
-                (args, fin.take())
-            } else {
-                (&[][..], None)
-            };
-            recv = self.field(frame, dot, recv, name, cmd, call_args, call_fin)?;
-        }
-        Ok(recv)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn field(
-        &mut self,
-        frame: &mut Frame,
-        dot: &Value,
-        recv: Value,
-        name: &str,
-        cmd: &Command,
-        args: &[Arg],
-        fin: Option<Value>,
-    ) -> R<Value> {
         let has_args = !args.is_empty() || fin.is_some();
-        let fail = |s: &Self, frame: &Frame, m: String| s.error(frame, cmd.pos, Some(&cmd.text), m);
-        match recv {
-            Value::Nil => Ok(Value::Nil),
-            Value::Map(mut m) => {
-                if has_args {
-                    return Err(fail(
-                        self,
-                        frame,
-                        format!("{name} is not a method but has arguments"),
-                    ));
-                }
-                Ok(m.remove(name).unwrap_or(Value::Nil))
-            }
-            Value::Time(t) => {
-                let mut vals = Vec::with_capacity(args.len() + 1);
-                for a in args {
-                    vals.push(self.arg(frame, dot, cmd, a)?);
-                }
-                if let Some(f) = fin {
-                    vals.push(f);
-                }
-                crate::timefmt::call_method(&t, name, &vals).map_err(|m| fail(self, frame, m))
-            }
-            other => Err(fail(
-                self,
-                frame,
-                format!("can't evaluate field {name} in type {}", other.type_name()),
-            )),
+        let mut vals = Vec::with_capacity(args.len() + 1);
+        for a in args {
+            vals.push(self.arg(frame, dot, cmd, a)?);
         }
+        if let Some(f) = fin {
+            vals.push(f);
+        }
+        let recv: &Value = match &base {
+            Base::Dot => dot,
+            Base::Var(name) => match frame.vars.iter().rev().find(|(n, _)| n == name) {
+                Some((_, v)) => v,
+                None => {
+                    let m = format!("undefined variable: {name}");
+                    return Err(self.error(frame, cmd.pos, Some(name), m));
+                }
+            },
+            Base::Value(v) => v,
+        };
+        resolve(recv, names, has_args, &vals)
+            .map_err(|m| self.error(frame, cmd.pos, Some(&cmd.text), m))
     }
 
     /// Evaluates one argument.
@@ -425,14 +404,14 @@ impl<'a> Exec<'a> {
             Arg::Dot => Ok(dot.clone()),
             Arg::Nil => Ok(Value::Nil),
             Arg::Const(v) => Ok(v.clone()),
-            Arg::Field(names) => self.chain(frame, dot, dot.clone(), names, cmd, &[], None),
+            Arg::Field(names) => self.chain(frame, dot, Base::Dot, names, cmd, &[], None),
+            Arg::Variable(name, names) if names.is_empty() => self.var(frame, cmd, name),
             Arg::Variable(name, names) => {
-                let v = self.var(frame, cmd, name)?;
-                self.chain(frame, dot, v, names, cmd, &[], None)
+                self.chain(frame, dot, Base::Var(name), names, cmd, &[], None)
             }
             Arg::Chain(inner, names) => {
                 let v = self.arg(frame, dot, cmd, inner)?;
-                self.chain(frame, dot, v, names, cmd, &[], None)
+                self.chain(frame, dot, Base::Value(v), names, cmd, &[], None)
             }
             Arg::Pipe(p) => self.pipeline(frame, dot, p),
             Arg::Ident(name) => self.function(frame, dot, cmd, name, &[], None),
@@ -482,6 +461,59 @@ impl<'a> Exec<'a> {
         };
         crate::funcs::call(name, &vals, self.funcs)
             .map_err(|m| self.error(frame, cmd.pos, Some(&at), m))
+    }
+}
+
+/// Where a field chain starts.
+enum Base<'n> {
+    Dot,
+    Var(&'n str),
+    Value(Value),
+}
+
+/// Walks `names` from `recv`: map keys (missing = Nil), Nil stays Nil, time methods get `args`
+/// on the last name.
+fn resolve(
+    recv: &Value,
+    names: &[String],
+    has_args: bool,
+    args: &[Value],
+) -> Result<Value, String> {
+    let mut cur: Cow<'_, Value> = Cow::Borrowed(recv);
+    let n = names.len();
+    for (i, name) in names.iter().enumerate() {
+        let (ha, a) = if i + 1 == n {
+            (has_args, args)
+        } else {
+            (false, &[][..])
+        };
+        cur = match cur {
+            Cow::Borrowed(v) => field(v, name, ha, a)?,
+            Cow::Owned(v) => Cow::Owned(field(&v, name, ha, a)?.into_owned()),
+        };
+    }
+    Ok(cur.into_owned())
+}
+
+fn field<'v>(
+    recv: &'v Value,
+    name: &str,
+    has_args: bool,
+    args: &[Value],
+) -> Result<Cow<'v, Value>, String> {
+    match recv {
+        Value::Nil => Ok(Cow::Owned(Value::Nil)),
+        Value::Map(m) => {
+            if has_args {
+                return Err(format!("{name} is not a method but has arguments"));
+            }
+            Ok(m.get(name).map_or(Cow::Owned(Value::Nil), Cow::Borrowed))
+        }
+        Value::Time(t) => crate::timefmt::call_method(t, name, args).map(Cow::Owned),
+        other => Err(format!(
+            "can't evaluate field {name} in type {}",
+            other.type_name()
+        )),
     }
 }
 

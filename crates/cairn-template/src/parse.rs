@@ -93,6 +93,7 @@ pub(crate) fn parse_file(name: &str, src: &str) -> LexResult<Vec<Tree>> {
         vars: vec!["$".into()],
         range_depth: 0,
         trees: vec![],
+        nesting: 0,
     };
     let root = p.top_level()?;
     let mut trees = std::mem::take(&mut p.trees);
@@ -131,6 +132,7 @@ struct Parser<'a> {
     vars: Vec<String>,
     range_depth: usize,
     trees: Vec<Tree>,
+    nesting: usize,
 }
 
 /// What ended an item list.
@@ -296,7 +298,10 @@ impl Parser<'_> {
                 let pipe = self.pipeline("block clause", false)?;
                 let saved_vars = std::mem::replace(&mut self.vars, vec!["$".into()]);
                 let saved_depth = std::mem::replace(&mut self.range_depth, 0);
-                let (root, end) = self.item_list()?;
+                self.enter()?;
+                let body = self.item_list();
+                self.nesting -= 1;
+                let (root, end) = body?;
                 self.vars = saved_vars;
                 self.range_depth = saved_depth;
                 match end {
@@ -335,6 +340,23 @@ impl Parser<'_> {
 
     /// `if`, `with`, `range` after the keyword, up to and including `{{end}}`.
     fn control(&mut self, context: &str) -> LexResult<Control> {
+        self.enter()?;
+        let r = self.control_inner(context);
+        self.nesting -= 1;
+        r
+    }
+
+    /// Counts one level of nesting; deep nesting is an error rather than a stack overflow.
+    fn enter(&mut self) -> LexResult<()> {
+        if self.nesting >= MAX_NESTING {
+            let pos = self.peek().start;
+            return self.err(pos, format!("nesting deeper than {MAX_NESTING} levels"));
+        }
+        self.nesting += 1;
+        Ok(())
+    }
+
+    fn control_inner(&mut self, context: &str) -> LexResult<Control> {
         let nvars = self.vars.len();
         let pipe = self.pipeline(context, false)?;
         if context == "range" {
@@ -578,11 +600,19 @@ impl Parser<'_> {
                 None => return self.err(t.start, format!("illegal number syntax: {n:?}")),
             },
             Tok::Str(s) => Arg::Const(Value::Str(s)),
-            Tok::LParen => Arg::Pipe(Box::new(self.pipeline("parenthesized pipeline", true)?)),
+            Tok::LParen => {
+                self.enter()?;
+                let p = self.pipeline("parenthesized pipeline", true);
+                self.nesting -= 1;
+                Arg::Pipe(Box::new(p?))
+            }
             _ => return self.unexpected(&t, "operand"),
         })
     }
 }
+
+/// Deepest nesting of control structures and parentheses.
+const MAX_NESTING: usize = 100;
 
 static EOF: Token = Token {
     tok: Tok::Eof,
@@ -675,6 +705,10 @@ mod tests {
         assert!(parse("{{ with $x := 1 }}{{ $x }}{{ end }}{{ $x }}").is_err());
         assert!(parse("{{ range $i, $v := . }}{{ $i }}{{ $v }}{{ break }}{{ end }}").is_ok());
         assert!(parse("{{ if $a, $b := . }}{{ end }}").is_err());
+        let deep = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
+        assert!(parse(&deep).unwrap_err().msg.contains("nesting deeper"));
+        let deep = format!("{}{}", "{{ if 1 }}".repeat(5000), "{{ end }}".repeat(5000));
+        assert!(parse(&deep).is_err());
     }
 
     #[test]

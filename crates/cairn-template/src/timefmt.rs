@@ -185,18 +185,14 @@ fn next_elem(layout: &str) -> Option<(usize, Elem, usize)> {
     None
 }
 
-/// The zone abbreviation Go would print for `t`: the local zone's name when the offset is the
-/// local one at that instant, `UTC` for offset zero, else empty (numeric form is used).
+/// The zone abbreviation printed for `t`: `UTC` for offset zero, the local zone's name when
+/// the offset is the local one at that instant, else empty (the numeric form is used).
 fn zone_name(t: &DateTime<FixedOffset>) -> String {
     let off = t.offset().local_minus_utc();
-    if let Some(name) = local_zone_abbrev(t.timestamp(), off) {
-        return name;
-    }
     if off == 0 {
-        "UTC".to_string()
-    } else {
-        String::new()
+        return "UTC".to_string();
     }
+    local_zone_abbrev(t.timestamp(), off).unwrap_or_default()
 }
 
 /// The C library's zone abbreviation for `ts` when its offset equals `off`.
