@@ -282,3 +282,62 @@ fn empty_url_and_bad_method_are_warnings() {
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert_eq!(server.requests().len(), 1);
 }
+
+#[test]
+fn body_templates_are_rendered_with_hook_data() {
+    let server = RecordingServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("body.json.tmpl");
+    std::fs::write(
+        &template,
+        "{\"profile\":\"{{ .ProfileName }}\",\"command\":\"{{ .ProfileCommand }}\",\"error\":\"{{ .Error.Message }}\",\"code\":\"{{ .Error.ExitCode }}\",\"stdout\":\"{{ .Stdout }}\",\"tag\":\"{{ .Env.TAG | upper }}\",\"year\":{{ .Now.Year }}}\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.tmpl");
+    std::fs::write(&broken, "{{ .ProfileName ").unwrap();
+    let mut env = BTreeMap::new();
+    env.insert("TAG".to_string(), "nightly".to_string());
+    let err = error();
+    let ctx = SendContext {
+        profile: "nidoking",
+        command: "backup",
+        error: Some(&err),
+        env: &env,
+    };
+    let specs = vec![
+        SendSpec {
+            method: "POST".into(),
+            body_template: Some(template.clone()),
+            ..spec(format!("{}/template", server.url()))
+        },
+        SendSpec {
+            method: "POST".into(),
+            body: Some("literal $PROFILE_NAME".into()),
+            body_template: Some(template.clone()),
+            ..spec(format!("{}/literal-wins", server.url()))
+        },
+        SendSpec {
+            body_template: Some(broken.clone()),
+            ..spec(format!("{}/broken", server.url()))
+        },
+        SendSpec {
+            body_template: Some(dir.path().join("missing.tmpl")),
+            ..spec(format!("{}/missing", server.url()))
+        },
+    ];
+    let warnings = send_all(&specs, &ctx, &settings());
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("broken.tmpl"), "{}", warnings[0]);
+    assert!(warnings[1].contains("missing.tmpl"), "{}", warnings[1]);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "templates that fail are not sent");
+    let year = chrono::Local::now().format("%Y").to_string();
+    assert_eq!(
+        reqs[0].body_text(),
+        format!(
+            "{{\"profile\":\"nidoking\",\"command\":\"backup\",\"error\":\"backup on profile 'nidoking': exit status 3\",\"code\":\"3\",\"stdout\":\"\",\"tag\":\"NIGHTLY\",\"year\":{year}}}\n"
+        )
+    );
+    assert_eq!(reqs[1].path(), "/literal-wins");
+    assert_eq!(reqs[1].body_text(), "literal nidoking");
+}

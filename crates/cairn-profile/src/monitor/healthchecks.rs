@@ -13,7 +13,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, USER_AGENT};
 
 use super::http::{HttpSettings, RetryPolicy, build_client, execute};
 use super::mask::mask_url_path;
-use crate::types::{HealthchecksBody, HealthchecksSpec};
+use crate::types::{BackupStats, ErrorInfo, HealthchecksBody, HealthchecksSpec};
 
 /// How a run ended, as told to Healthchecks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +216,62 @@ impl Healthchecks {
     }
 }
 
+/// A short run report for `healthchecks-body = "summary"`: outcome and duration, the
+/// snapshot and backup counters when known, the error and the last lines of its stderr.
+/// `outcome` is free text such as `succeeded`, `failed` or `saved a snapshot with warnings`.
+pub fn run_summary(
+    profile: &str,
+    command: &str,
+    outcome: &str,
+    duration: Duration,
+    stats: Option<&BackupStats>,
+    error: Option<&ErrorInfo>,
+) -> String {
+    let mut out = format!(
+        "{command} on profile {profile} {outcome} after {} s\n",
+        super::status_file::whole_seconds_up(duration)
+    );
+    if let Some(s) = stats {
+        if let Some(id) = &s.snapshot_id {
+            out.push_str(&format!("snapshot {id} saved\n"));
+        }
+        out.push_str(&format!(
+            "files: {} new, {} changed, {} unmodified, {} processed\n\
+             dirs: {} new, {} changed, {} unmodified\n\
+             bytes: {} added ({} stored), {} processed\n",
+            s.files_new,
+            s.files_changed,
+            s.files_unmodified,
+            s.files_total,
+            s.dirs_new,
+            s.dirs_changed,
+            s.dirs_unmodified,
+            s.bytes_added,
+            s.bytes_added_packed,
+            s.bytes_total
+        ));
+    }
+    if let Some(e) = error {
+        out.push_str(&format!(
+            "error: {} (exit code {})\n",
+            e.message, e.exit_code
+        ));
+        let lines: Vec<&str> = e.stderr.lines().collect();
+        let tail = lines.get(lines.len().saturating_sub(SUMMARY_STDERR_LINES)..);
+        if let Some(tail) = tail.filter(|t| !t.is_empty()) {
+            out.push_str("stderr:\n");
+            for line in tail {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Lines of stderr a summary keeps.
+const SUMMARY_STDERR_LINES: usize = 20;
+
 fn join_warnings(warnings: Vec<String>) -> Option<String> {
     if warnings.is_empty() {
         None
@@ -290,6 +346,39 @@ fn skip_partial_char(mut buf: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries() {
+        let stats = BackupStats {
+            files_new: 2,
+            snapshot_id: Some("1a2b3c4d".into()),
+            ..BackupStats::default()
+        };
+        let stderr: String = (1..=25).map(|i| format!("line {i}\n")).collect();
+        let error = ErrorInfo {
+            message: "exit status 3".into(),
+            command_line: String::new(),
+            exit_code: 3,
+            stderr,
+        };
+        let text = run_summary(
+            "nidoking",
+            "backup",
+            "failed",
+            Duration::from_millis(15_100),
+            Some(&stats),
+            Some(&error),
+        );
+        assert!(text.starts_with("backup on profile nidoking failed after 16 s\nsnapshot 1a2b3c4d saved\nfiles: 2 new,"), "{text}");
+        assert!(
+            text.contains("error: exit status 3 (exit code 3)\nstderr:\nline 6\n"),
+            "{text}"
+        );
+        assert!(!text.contains("line 5\n"), "{text}");
+        assert!(text.ends_with("line 25\n"), "{text}");
+        let text = run_summary("p", "check", "succeeded", Duration::ZERO, None, None);
+        assert_eq!(text, "check on profile p succeeded after 0 s\n");
+    }
 
     #[test]
     fn uuid_v4_shape() {

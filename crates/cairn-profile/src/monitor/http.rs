@@ -143,9 +143,10 @@ pub(crate) fn execute(
                 is_transient_status(status.as_u16())
             }
             Err(e) => {
-                let transient = !e.is_builder();
+                let builder = e.is_builder();
                 last = error_text(&e.without_url());
-                transient
+                // A refused certificate will be refused again: not worth a retry.
+                !builder && !last.contains("certificate")
             }
         };
         if !transient || attempts >= tries {

@@ -14,12 +14,11 @@ mod send_template;
 pub mod status_file;
 pub mod testserver;
 
-pub use healthchecks::{Healthchecks, PingOutcome};
+pub use healthchecks::{Healthchecks, PingOutcome, run_summary};
 pub use http::HttpSettings;
 pub use mask::{mask_header_value, mask_url};
 pub use metrics::{MetricsRun, RunStatus};
+pub use send::{SendContext, send_all, send_all_with_funcs};
+pub use send_template::body_template_data;
 pub use status_file::{StatusEntry, StatusKind};
-
-pub use send::{SendContext, send_all};
-
 pub use testserver::{RecordedRequest, RecordingServer, Reply};

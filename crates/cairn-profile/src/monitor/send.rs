@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cairn_template::{PrivateTemp, RuntimeFuncs};
 use reqwest::Method;
 use reqwest::blocking::Client;
 
@@ -35,10 +36,21 @@ const HOOK_BACKOFF: Duration = Duration::from_millis(250);
 /// returned as a warning, URL credentials masked. With `settings.dry_run` the requests are
 /// logged and not sent.
 pub fn send_all(specs: &[SendSpec], ctx: &SendContext, settings: &HttpSettings) -> Vec<String> {
+    send_all_with_funcs(specs, ctx, settings, &PrivateTemp::new())
+}
+
+/// [`send_all`] with the run's template functions (`tempDir`, `tempFile`, `env`) for body
+/// templates, so that they see the same private directory and dotenv files as the profile.
+pub fn send_all_with_funcs(
+    specs: &[SendSpec],
+    ctx: &SendContext,
+    settings: &HttpSettings,
+    funcs: &dyn RuntimeFuncs,
+) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut clients = Clients::default();
     for spec in specs {
-        if let Err(warning) = send_one(spec, ctx, settings, &mut clients, &mut warnings) {
+        if let Err(warning) = send_one(spec, ctx, settings, funcs, &mut clients, &mut warnings) {
             warnings.push(warning);
         }
     }
@@ -83,6 +95,7 @@ fn send_one(
     spec: &SendSpec,
     ctx: &SendContext,
     settings: &HttpSettings,
+    funcs: &dyn RuntimeFuncs,
     clients: &mut Clients,
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
@@ -98,7 +111,7 @@ fn send_one(
     };
     let method = Method::from_bytes(method_name.as_bytes())
         .map_err(|_| format!("HTTP hook {shown}: invalid method {method_name:?} (skipped)"))?;
-    let body = body_of(spec, ctx)
+    let body = body_of(spec, ctx, funcs)
         .map_err(|e| format!("HTTP hook {method_name} {shown}: {e} (not sent)"))?;
     let has_user_agent = spec
         .headers
@@ -154,12 +167,16 @@ fn send_one(
 }
 
 /// The request body: the literal `body` (expanded) wins over `body_template`.
-fn body_of(spec: &SendSpec, ctx: &SendContext) -> Result<Option<String>, String> {
+fn body_of(
+    spec: &SendSpec,
+    ctx: &SendContext,
+    funcs: &dyn RuntimeFuncs,
+) -> Result<Option<String>, String> {
     if let Some(body) = spec.body.as_deref().filter(|b| !b.is_empty()) {
         return Ok(Some(expand(body, &|name| lookup(ctx, name, false))));
     }
     match &spec.body_template {
-        Some(path) => super::send_template::render_body(path, ctx).map(Some),
+        Some(path) => super::send_template::render_body(path, ctx, funcs).map(Some),
         None => Ok(None),
     }
 }
