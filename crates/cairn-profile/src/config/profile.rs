@@ -132,7 +132,9 @@ impl Profile {
 
     /// A list of strings in a section (`""` = profile level); a scalar is one element.
     pub fn list_in(&self, section: &str, key: &str) -> Vec<String> {
-        self.level(section).map(|t| t.strings(key)).unwrap_or_default()
+        self.level(section)
+            .map(|t| t.strings(key))
+            .unwrap_or_default()
     }
 
     /// A scalar as text in a section (`""` = profile level).
@@ -402,13 +404,21 @@ impl Profile {
             let Some(t) = self.tree.table(section) else {
                 continue;
             };
-            let command = if section == "retention" { "forget" } else { section };
+            let command = if section == "retention" {
+                "forget"
+            } else {
+                section
+            };
             if section == "retention" && out.iter().any(|s| s.command == "forget") {
                 continue;
             }
-            if let Some(s) =
-                section_schedule(&self.name, command, t, &global.schedule_defaults, &mut warnings)
-            {
+            if let Some(s) = section_schedule(
+                &self.name,
+                command,
+                t,
+                &global.schedule_defaults,
+                &mut warnings,
+            ) {
                 out.push(s);
             }
         }
@@ -435,7 +445,10 @@ fn normalize_labels(tree: &mut Table) {
     let Some(Node::List(items)) = tree.get("prometheus-labels").cloned() else {
         return;
     };
-    let origin = tree.origin("prometheus-labels").cloned().unwrap_or_default();
+    let origin = tree
+        .origin("prometheus-labels")
+        .cloned()
+        .unwrap_or_default();
     let mut merged = Table::new();
     for item in items.iter().filter_map(Node::as_table) {
         for (_, e) in item.iter() {
