@@ -56,8 +56,17 @@ fn section_only(section: &str, key: &str) -> bool {
 }
 
 fn orchestration(key: &str) -> bool {
-    key.starts_with("run-")
-        || key.starts_with("send-")
+    [
+        "run-before",
+        "run-after",
+        "run-after-fail",
+        "run-finally",
+        "send-before",
+        "send-after",
+        "send-after-fail",
+        "send-finally",
+    ]
+    .contains(&key)
         || key == "schedule"
         || key.starts_with("schedule-")
         || key.starts_with("healthchecks-")
@@ -622,8 +631,41 @@ fn lint_section(profile: &Profile, schema: &dyn FlagSchema, section: &str, out: 
     }
 }
 
+/// Orchestration keys offered as suggestions next to engine flags.
+const ORCHESTRATION_KEYS: [&str; 24] = [
+    "run-before",
+    "run-after",
+    "run-after-fail",
+    "run-finally",
+    "send-before",
+    "send-after",
+    "send-after-fail",
+    "send-finally",
+    "schedule",
+    "schedule-permission",
+    "schedule-lock-wait",
+    "schedule-log",
+    "healthchecks-url",
+    "healthchecks-url-command",
+    "check-before",
+    "check-after",
+    "no-error-on-warning",
+    "stdin-command",
+    "source",
+    "source-base",
+    "source-relative",
+    "before-backup",
+    "after-backup",
+    "status-file",
+];
+
 fn unknown_flag(item: &Item, what: &str, flags: &[String]) -> Warning {
-    let msg = match suggest(&item.key, flags.iter().map(String::as_str)) {
+    let candidates = flags
+        .iter()
+        .map(String::as_str)
+        .chain(ORCHESTRATION_KEYS)
+        .chain(PROFILE_ONLY);
+    let msg = match suggest(&item.key, candidates) {
         Some(s) => format!(
             "`{}` is not an option of {what} (ignored); did you mean `{s}`?",
             item.key

@@ -187,12 +187,17 @@ fn lint_suggests_the_nearest_flag() {
     let c = load(
         tmp.path(),
         "p.toml",
-        "[p]\nrepository = 'r'\nkeep-dayly = 3\n[p.backup]\nexclude-files = ['x']\none-file-system = true\n[p.bakup]\nx = 1\n",
+        "[p]\nrepository = 'r'\nkeep-dayly = 3\n[p.backup]\nexclude-files = ['x']\none-file-system = true\nrun-befor = 'x'\n[p.bakup]\nx = 1\n",
     );
     let p = profile(&c, "p");
     let w = lint(&p, &TestSchema);
     let text: Vec<String> = w.iter().map(|w| w.to_string()).collect();
-    assert_eq!(w.len(), 3, "{text:?}");
+    assert_eq!(w.len(), 4, "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("p.toml:7:") && t.contains("did you mean `run-before`")),
+        "{text:?}"
+    );
     assert!(
         text.iter()
             .any(|t| t.starts_with("p.toml:3:") && t.contains("did you mean `keep-daily`")),
@@ -480,9 +485,36 @@ profiles:
         vec![
             "--exclude=*.o",
             "--exclude=/tmp",
+            "--host=testhost",
             "--repo=local:/r/base",
             "/a",
             "/b"
         ]
+    );
+}
+
+#[test]
+fn v2_retention_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = load(
+        tmp.path(),
+        "p.toml",
+        "version = 2\n[profiles.p]\nrepository = 'r'\n[profiles.p.backup]\nsource = ['/s']\ntag = ['t']\n[profiles.p.retention]\nkeep-last = 2\n",
+    );
+    let p = profile(&c, "p");
+    assert_eq!(p.bool_in("retention", "after-backup"), Some(true));
+    assert_eq!(
+        args(&p, "retention"),
+        vec![
+            "--host=testhost",
+            "--keep-last=2",
+            "--path=/s",
+            "--repo=r",
+            "--tag=t"
+        ]
+    );
+    assert_eq!(
+        args(&p, "backup"),
+        vec!["--host=testhost", "--repo=r", "--tag=t", "/s"]
     );
 }

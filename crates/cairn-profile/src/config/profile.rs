@@ -61,6 +61,9 @@ impl Profile {
         mut warnings: Vec<Warning>,
     ) -> Profile {
         normalize_labels(&mut tree);
+        if version >= 2 {
+            v2_defaults(&mut tree);
+        }
         let description = tree.string("description").unwrap_or_default();
         collect_warnings(&tree, &mut warnings);
         Profile {
@@ -437,6 +440,41 @@ fn stream_error(t: &Table) -> StreamErrorSpec {
         run: t.string("run").unwrap_or_default(),
         min_matches: n("min-matches"),
         max_runs: n("max-runs"),
+    }
+}
+
+/// Version 2 extras (§4.4): `retention.after-backup` defaults to true when retention sets a
+/// `keep-*` and neither `before-backup` nor `after-backup`; retention copies `tag` from backup
+/// (as `tag = true`) and `host` from backup (or `host = true` when the profile sets none);
+/// backup gets `host = true` when it sets no host.
+fn v2_defaults(tree: &mut Table) {
+    let backup = tree.table("backup").cloned();
+    let profile_has_host = tree.contains("host");
+    if let Some(Node::Table(r)) = tree.get_mut("retention") {
+        let origin = super::node::Origin::default();
+        if !r.contains("after-backup")
+            && !r.contains("before-backup")
+            && r.keys().any(|k| k.starts_with("keep-"))
+        {
+            r.insert("after-backup", Node::Bool(true), origin.clone());
+        }
+        if let Some(b) = &backup {
+            if !r.contains("tag") && b.contains("tag") {
+                r.insert("tag", Node::Bool(true), origin.clone());
+            }
+        }
+        if !r.contains("host") {
+            match backup.as_ref().and_then(|b| b.get("host")) {
+                Some(h) => r.insert("host", h.clone(), origin),
+                None if !profile_has_host => r.insert("host", Node::Bool(true), origin),
+                None => {}
+            }
+        }
+    }
+    if let Some(Node::Table(b)) = tree.get_mut("backup")
+        && !b.contains("host")
+    {
+        b.insert("host", Node::Bool(true), super::node::Origin::default());
     }
 }
 
