@@ -458,10 +458,11 @@ fn v2_defaults(tree: &mut Table) {
         {
             r.insert("after-backup", Node::Bool(true), origin.clone());
         }
-        if let Some(b) = &backup {
-            if !r.contains("tag") && b.contains("tag") {
-                r.insert("tag", Node::Bool(true), origin.clone());
-            }
+        if let Some(b) = &backup
+            && !r.contains("tag")
+            && b.contains("tag")
+        {
+            r.insert("tag", Node::Bool(true), origin.clone());
         }
         if !r.contains("host") {
             match backup.as_ref().and_then(|b| b.get("host")) {
