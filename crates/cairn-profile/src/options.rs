@@ -56,8 +56,17 @@ fn section_only(section: &str, key: &str) -> bool {
 }
 
 fn orchestration(key: &str) -> bool {
-    key.starts_with("run-")
-        || key.starts_with("send-")
+    [
+        "run-before",
+        "run-after",
+        "run-after-fail",
+        "run-finally",
+        "send-before",
+        "send-after",
+        "send-after-fail",
+        "send-finally",
+    ]
+    .contains(&key)
         || key == "schedule"
         || key.starts_with("schedule-")
         || key.starts_with("healthchecks-")
@@ -118,7 +127,9 @@ fn plan(command: &str) -> Plan {
     let (first, second) = match words.as_slice() {
         [a, b] => (a.to_string(), Some(b.to_string())),
         [a] => match a.split_once('-') {
-            Some((p, rest)) if ["key", "repair"].contains(&p) => (p.to_string(), Some(rest.to_string())),
+            Some((p, rest)) if ["key", "repair"].contains(&p) => {
+                (p.to_string(), Some(rest.to_string()))
+            }
             _ => (a.to_string(), None),
         },
         _ => (c.clone(), None),
@@ -147,7 +158,10 @@ struct Item {
 /// Backup sources as the engine gets them: `$VAR`/`~` expanded, joined to `source-base` and
 /// `base-dir`, globs expanded, a leading `-` protected with `./` (§4.5).
 pub fn backup_sources(profile: &Profile) -> Vec<String> {
-    let Some(backup) = profile.level("backup").filter(|_| profile.has_section("backup")) else {
+    let Some(backup) = profile
+        .level("backup")
+        .filter(|_| profile.has_section("backup"))
+    else {
         return Vec::new();
     };
     resolve_sources(profile, backup, &backup.strings("source"))
@@ -179,13 +193,23 @@ fn resolve_sources(profile: &Profile, backup: &Table, sources: &[String]) -> Vec
         .collect();
     resolve_globs(fixed)
         .into_iter()
-        .map(|s| if s.starts_with('-') { format!("./{s}") } else { s })
+        .map(|s| {
+            if s.starts_with('-') {
+                format!("./{s}")
+            } else {
+                s
+            }
+        })
         .collect()
 }
 
 /// The tags of `[p.backup]` joined with commas, None when it has none.
 fn backup_tags(profile: &Profile) -> Option<String> {
-    let tags = match profile.level("backup").filter(|_| profile.has_section("backup"))?.get("tag")? {
+    let tags = match profile
+        .level("backup")
+        .filter(|_| profile.has_section("backup"))?
+        .get("tag")?
+    {
         Node::Bool(_) => return None,
         other => other.as_strings(),
     };
@@ -199,7 +223,10 @@ fn backup_tags(profile: &Profile) -> Option<String> {
 
 /// Absolute sources for `path = true`.
 fn source_paths(profile: &Profile) -> Vec<String> {
-    let Some(backup) = profile.level("backup").filter(|_| profile.has_section("backup")) else {
+    let Some(backup) = profile
+        .level("backup")
+        .filter(|_| profile.has_section("backup"))
+    else {
         return Vec::new();
     };
     resolve_sources(profile, backup, &backup.strings("source"))
@@ -312,12 +339,20 @@ fn level_items(
 }
 
 fn is_copy_to(profile: &Profile) -> bool {
-    let Some(copy) = profile.level("copy").filter(|_| profile.has_section("copy")) else {
+    let Some(copy) = profile
+        .level("copy")
+        .filter(|_| profile.has_section("copy"))
+    else {
         return false;
     };
-    ["repository", "repository-file", "to-repository", "to-repository-file"]
-        .iter()
-        .any(|k| copy.string(k).is_some_and(|v| !v.is_empty()))
+    [
+        "repository",
+        "repository-file",
+        "to-repository",
+        "to-repository-file",
+    ]
+    .iter()
+    .any(|k| copy.string(k).is_some_and(|v| !v.is_empty()))
 }
 
 /// The engine flag for config key `key` at a level (aliases, `copy`/`init` repository keys).
@@ -356,7 +391,12 @@ fn flag_name(plan: &Plan, section: Option<&str>, key: &str, copy_to: bool) -> St
 }
 
 /// Renders one value as flags (§4.2). An empty result means "absent".
-fn render(flag: &str, node: &Node, kind: FlagKind, origin: &Origin) -> Result<Vec<String>, ConfigError> {
+fn render(
+    flag: &str,
+    node: &Node,
+    kind: FlagKind,
+    origin: &Origin,
+) -> Result<Vec<String>, ConfigError> {
     let plain = |v: String| format!("--{flag}={v}");
     Ok(match node {
         Node::Null => Vec::new(),
@@ -406,7 +446,9 @@ fn render(flag: &str, node: &Node, kind: FlagKind, origin: &Origin) -> Result<Ve
                         return Err(ConfigError::at_origin(
                             ConfigErrorKind::Invalid,
                             Some(origin),
-                            format!("`{flag}` holds a nested list or table; write a list of values"),
+                            format!(
+                                "`{flag}` holds a nested list or table; write a list of values"
+                            ),
                         ));
                     }
                     Node::Null => {}
@@ -477,15 +519,37 @@ pub fn command_args(
         out.extend(backup_sources(profile));
     }
     if plan.engine == "copy" {
-        out.extend(profile.list_in("copy", "snapshot").into_iter().filter(|s| !s.is_empty()));
+        out.extend(
+            profile
+                .list_in("copy", "snapshot")
+                .into_iter()
+                .filter(|s| !s.is_empty()),
+        );
     }
     Ok(out)
 }
 
 /// Commands whose flags a profile-level key may be meant for.
 const COMMON_COMMANDS: [&str; 20] = [
-    "backup", "forget", "check", "prune", "snapshots", "ls", "find", "restore", "copy", "init",
-    "stats", "diff", "tag", "cache", "key add", "repair snapshots", "rewrite", "dump", "mount",
+    "backup",
+    "forget",
+    "check",
+    "prune",
+    "snapshots",
+    "ls",
+    "find",
+    "restore",
+    "copy",
+    "init",
+    "stats",
+    "diff",
+    "tag",
+    "cache",
+    "key add",
+    "repair snapshots",
+    "rewrite",
+    "dump",
+    "mount",
     "unlock",
 ];
 
@@ -511,7 +575,11 @@ pub fn lint(profile: &Profile, schema: &dyn FlagSchema) -> Vec<Warning> {
     let top_plan = plan("backup");
     if let Ok(items) = level_items(profile, &top_plan, None, &profile.tree) {
         for item in items {
-            let flag = if item.key == "repository" { "repo" } else { item.flag.as_str() };
+            let flag = if item.key == "repository" {
+                "repo"
+            } else {
+                item.flag.as_str()
+            };
             if !commands.iter().any(|c| schema.flag(c, flag).is_some()) {
                 out.push(unknown_flag(&item, "any command", &all_flags));
             }
@@ -526,11 +594,14 @@ pub fn lint(profile: &Profile, schema: &dyn FlagSchema) -> Vec<Warning> {
         }
         let p = plan(&section);
         if !schema.has_command(&p.engine) {
-            let names: Vec<&str> = COMMON_COMMANDS.iter().map(|c| match *c {
-                "key add" => "key-add",
-                "repair snapshots" => "repair-snapshots",
-                other => other,
-            }).collect();
+            let names: Vec<&str> = COMMON_COMMANDS
+                .iter()
+                .map(|c| match *c {
+                    "key add" => "key-add",
+                    "repair snapshots" => "repair-snapshots",
+                    other => other,
+                })
+                .collect();
             let origin = profile.tree.origin(&section).cloned();
             let msg = match suggest(&section, names.iter().copied()) {
                 Some(s) => format!("section [{section}] names no command; did you mean [{s}]?"),
@@ -560,9 +631,45 @@ fn lint_section(profile: &Profile, schema: &dyn FlagSchema, section: &str, out: 
     }
 }
 
+/// Orchestration keys offered as suggestions next to engine flags.
+const ORCHESTRATION_KEYS: [&str; 24] = [
+    "run-before",
+    "run-after",
+    "run-after-fail",
+    "run-finally",
+    "send-before",
+    "send-after",
+    "send-after-fail",
+    "send-finally",
+    "schedule",
+    "schedule-permission",
+    "schedule-lock-wait",
+    "schedule-log",
+    "healthchecks-url",
+    "healthchecks-url-command",
+    "check-before",
+    "check-after",
+    "no-error-on-warning",
+    "stdin-command",
+    "source",
+    "source-base",
+    "source-relative",
+    "before-backup",
+    "after-backup",
+    "status-file",
+];
+
 fn unknown_flag(item: &Item, what: &str, flags: &[String]) -> Warning {
-    let msg = match suggest(&item.key, flags.iter().map(String::as_str)) {
-        Some(s) => format!("`{}` is not an option of {what} (ignored); did you mean `{s}`?", item.key),
+    let candidates = flags
+        .iter()
+        .map(String::as_str)
+        .chain(ORCHESTRATION_KEYS)
+        .chain(PROFILE_ONLY);
+    let msg = match suggest(&item.key, candidates) {
+        Some(s) => format!(
+            "`{}` is not an option of {what} (ignored); did you mean `{s}`?",
+            item.key
+        ),
         None => format!("`{}` is not an option of {what} (ignored)", item.key),
     };
     Warning::at(Some(&item.origin), msg)
@@ -574,7 +681,10 @@ mod tests {
 
     #[test]
     fn plans() {
-        assert_eq!(plan("repair snapshots").sections, vec!["repair", "repair-snapshots"]);
+        assert_eq!(
+            plan("repair snapshots").sections,
+            vec!["repair", "repair-snapshots"]
+        );
         assert_eq!(plan("repair-snapshots").engine, "repair snapshots");
         assert_eq!(plan("key add").sections, vec!["key", "key-add"]);
         assert_eq!(plan("retention").engine, "forget");
@@ -586,24 +696,58 @@ mod tests {
     fn rendering_table() {
         let o = Origin::default();
         let r = |flag: &str, n: Node, k: FlagKind| render(flag, &n, k, &o).unwrap();
-        assert_eq!(r("force", Node::Bool(true), FlagKind::Bool), vec!["--force"]);
+        assert_eq!(
+            r("force", Node::Bool(true), FlagKind::Bool),
+            vec!["--force"]
+        );
         assert!(r("force", Node::Bool(false), FlagKind::Bool).is_empty());
         assert!(r("max-unused", Node::Int(0), FlagKind::Value).is_empty());
-        assert_eq!(r("max-unused", Node::Str("0".into()), FlagKind::Value), vec!["--max-unused=0"]);
-        assert_eq!(r("pack-size", Node::Int(128), FlagKind::Value), vec!["--pack-size=128"]);
+        assert_eq!(
+            r("max-unused", Node::Str("0".into()), FlagKind::Value),
+            vec!["--max-unused=0"]
+        );
+        assert_eq!(
+            r("pack-size", Node::Int(128), FlagKind::Value),
+            vec!["--pack-size=128"]
+        );
         assert_eq!(r("x", Node::Float(1.5), FlagKind::Value), vec!["--x=1.5"]);
         assert!(r("host", Node::Str(String::new()), FlagKind::Value).is_empty());
-        assert_eq!(r("tag", Node::Str(String::new()), FlagKind::Repeated), vec!["--tag="]);
-        assert_eq!(r("group-by", Node::Str(String::new()), FlagKind::Value), vec!["--group-by="]);
         assert_eq!(
-            r("tag", Node::List(vec![Node::Str("a".into()), Node::Str("b".into())]), FlagKind::Repeated),
+            r("tag", Node::Str(String::new()), FlagKind::Repeated),
+            vec!["--tag="]
+        );
+        assert_eq!(
+            r("group-by", Node::Str(String::new()), FlagKind::Value),
+            vec!["--group-by="]
+        );
+        assert_eq!(
+            r(
+                "tag",
+                Node::List(vec![Node::Str("a".into()), Node::Str("b".into())]),
+                FlagKind::Repeated
+            ),
             vec!["--tag=a", "--tag=b"]
         );
-        assert_eq!(r("verbose", Node::Bool(true), FlagKind::Count), vec!["--verbose"]);
-        assert_eq!(r("verbose", Node::Int(1), FlagKind::Count), vec!["--verbose"]);
-        assert_eq!(r("verbose", Node::Int(3), FlagKind::Count), vec!["--verbose=3"]);
-        assert_eq!(r("verbose", Node::Str("2".into()), FlagKind::Count), vec!["--verbose=2"]);
-        assert_eq!(r("exclude-caches", Node::Str("true".into()), FlagKind::Bool), vec!["--exclude-caches"]);
+        assert_eq!(
+            r("verbose", Node::Bool(true), FlagKind::Count),
+            vec!["--verbose"]
+        );
+        assert_eq!(
+            r("verbose", Node::Int(1), FlagKind::Count),
+            vec!["--verbose"]
+        );
+        assert_eq!(
+            r("verbose", Node::Int(3), FlagKind::Count),
+            vec!["--verbose=3"]
+        );
+        assert_eq!(
+            r("verbose", Node::Str("2".into()), FlagKind::Count),
+            vec!["--verbose=2"]
+        );
+        assert_eq!(
+            r("exclude-caches", Node::Str("true".into()), FlagKind::Bool),
+            vec!["--exclude-caches"]
+        );
         assert!(render("x", &Node::Table(Table::new()), FlagKind::Value, &o).is_err());
     }
 }

@@ -36,7 +36,8 @@ fn load(dir: &Path, name: &str, text: &str) -> Config {
 }
 
 fn profile(c: &Config, name: &str) -> Profile {
-    c.profile(name, &ctx(Path::new("/work")), &Funcs::new()).unwrap()
+    c.profile(name, &ctx(Path::new("/work")), &Funcs::new())
+        .unwrap()
 }
 
 fn args(p: &Profile, cmd: &str) -> Vec<String> {
@@ -132,12 +133,20 @@ fn toml_yaml_json_give_the_same_arguments() {
         );
         // env case rule: existing OS spelling (Path), else upper case (TZ)
         let env = p.env();
-        assert_eq!(env.get("Path").map(String::as_str), Some("/usr/bin"), "{name}");
+        assert_eq!(
+            env.get("Path").map(String::as_str),
+            Some("/usr/bin"),
+            "{name}"
+        );
         assert_eq!(env.get("TZ").map(String::as_str), Some("UTC"), "{name}");
         assert_eq!(env.len(), 2);
         let g = c.global(&ctx(dir), &Funcs::new()).unwrap();
         assert_eq!(g.default_command, "snapshots");
-        assert_eq!(c.profile_names(&ctx(dir), &Funcs::new()).unwrap().len(), 2, "{name}");
+        assert_eq!(
+            c.profile_names(&ctx(dir), &Funcs::new()).unwrap().len(),
+            2,
+            "{name}"
+        );
     }
 }
 
@@ -152,11 +161,24 @@ fn section_false_does_not_remove_profile_true_and_zero_is_dropped_with_warning()
     let p = profile(&c, "p");
     assert_eq!(
         args(&p, "forget"),
-        vec!["--compact", "--group-by=", "--keep-tag=", "--prune", "--repo=r"]
+        vec![
+            "--compact",
+            "--group-by=",
+            "--keep-tag=",
+            "--prune",
+            "--repo=r"
+        ]
     );
-    let zero: Vec<_> = p.warnings.iter().filter(|w| w.message.contains("= 0` is dropped")).collect();
+    let zero: Vec<_> = p
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("= 0` is dropped"))
+        .collect();
     assert_eq!(zero.len(), 2, "{:?}", p.warnings);
-    assert!(zero.iter().any(|w| w.message.contains("max-unused") && w.line == Some(7)));
+    assert!(
+        zero.iter()
+            .any(|w| w.message.contains("max-unused") && w.line == Some(7))
+    );
 }
 
 #[test]
@@ -165,15 +187,32 @@ fn lint_suggests_the_nearest_flag() {
     let c = load(
         tmp.path(),
         "p.toml",
-        "[p]\nrepository = 'r'\nkeep-dayly = 3\n[p.backup]\nexclude-files = ['x']\none-file-system = true\n[p.bakup]\nx = 1\n",
+        "[p]\nrepository = 'r'\nkeep-dayly = 3\n[p.backup]\nexclude-files = ['x']\none-file-system = true\nrun-befor = 'x'\n[p.bakup]\nx = 1\n",
     );
     let p = profile(&c, "p");
     let w = lint(&p, &TestSchema);
     let text: Vec<String> = w.iter().map(|w| w.to_string()).collect();
-    assert_eq!(w.len(), 3, "{text:?}");
-    assert!(text.iter().any(|t| t.starts_with("p.toml:3:") && t.contains("did you mean `keep-daily`")), "{text:?}");
-    assert!(text.iter().any(|t| t.starts_with("p.toml:5:") && t.contains("did you mean `exclude-file`")), "{text:?}");
-    assert!(text.iter().any(|t| t.contains("[bakup]") && t.contains("did you mean [backup]")), "{text:?}");
+    assert_eq!(w.len(), 4, "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("p.toml:7:") && t.contains("did you mean `run-before`")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("p.toml:3:") && t.contains("did you mean `keep-daily`")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("p.toml:5:") && t.contains("did you mean `exclude-file`")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("[bakup]") && t.contains("did you mean [backup]")),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -223,13 +262,30 @@ read-data = true
     );
     assert_eq!(
         args(&p, "snapshots"),
-        vec!["--host=testhost", "--path=/base/rel", "--path=/abs", "--path=/base/-dash", "--repo=r", "--tag=a,b"]
+        vec![
+            "--host=testhost",
+            "--path=/base/rel",
+            "--path=/abs",
+            "--path=/base/-dash",
+            "--repo=r",
+            "--tag=a,b"
+        ]
     );
-    assert_eq!(args(&p, "ls"), vec!["--host=testhost", "--path=/work/x", "--path=/y", "--repo=r"]);
+    assert_eq!(
+        args(&p, "ls"),
+        vec!["--host=testhost", "--path=/work/x", "--path=/y", "--repo=r"]
+    );
     // retention: implicit path = backup sources despite path = false at profile level; no tag
     assert_eq!(
         args(&p, "retention"),
-        vec!["--host=testhost", "--keep-last=3", "--path=/base/rel", "--path=/abs", "--path=/base/-dash", "--repo=r"]
+        vec![
+            "--host=testhost",
+            "--keep-last=3",
+            "--path=/base/rel",
+            "--path=/abs",
+            "--path=/base/-dash",
+            "--repo=r"
+        ]
     );
     // check gets no snapshot filters from the profile level
     assert_eq!(args(&p, "check"), vec!["--read-data", "--repo=r"]);
@@ -270,10 +326,19 @@ copy-chunker-params = true
     let p = profile(&c, "p");
     assert_eq!(
         args(&p, "repair snapshots"),
-        vec!["--dry-run", "--forget", "--password-file=/k1", "--repo=src", "--tag=y"]
+        vec![
+            "--dry-run",
+            "--forget",
+            "--password-file=/k1",
+            "--repo=src",
+            "--tag=y"
+        ]
     );
     assert_eq!(args(&p, "repair-snapshots"), args(&p, "repair snapshots"));
-    assert_eq!(args(&p, "key add"), vec!["--host=h", "--password-file=/k1", "--repo=src", "--user=u"]);
+    assert_eq!(
+        args(&p, "key add"),
+        vec!["--host=h", "--password-file=/k1", "--repo=src", "--user=u"]
+    );
     assert_eq!(
         args(&p, "copy"),
         vec![
@@ -338,7 +403,10 @@ schedule = "weekly"
     );
     let p = profile(&c, "p");
     assert_eq!(p.lock(), Some(PathBuf::from("/data/p.lock")));
-    assert_eq!(p.env_files(), vec![tmp.path().join("a.env"), PathBuf::from("/abs.env")]);
+    assert_eq!(
+        p.env_files(),
+        vec![tmp.path().join("a.env"), PathBuf::from("/abs.env")]
+    );
     assert_eq!(p.status_file(), Some(PathBuf::from("status/p.json")));
     assert_eq!(p.base_dir(), Some(PathBuf::from("/home/test/mnt")));
     let hc = p.healthchecks().unwrap();
@@ -356,19 +424,28 @@ schedule = "weekly"
     assert_eq!(p.bool_in("backup", "stdin"), Some(true));
     let sends = p.sends("backup");
     assert_eq!(sends.after[0].method, "POST");
-    assert_eq!(sends.after[0].body_template, Some(tmp.path().join("body.tpl")));
+    assert_eq!(
+        sends.after[0].body_template,
+        Some(tmp.path().join("body.tpl"))
+    );
     assert_eq!(sends.after[0].headers[0].0, "Authorization");
     let g = c.global(&ctx(tmp.path()), &Funcs::new()).unwrap();
     let s = p.schedules(&g);
     assert_eq!(s.len(), 2);
-    assert_eq!((s[0].command.as_str(), s[0].at.clone()), ("backup", vec!["05:00".to_string()]));
+    assert_eq!(
+        (s[0].command.as_str(), s[0].at.clone()),
+        ("backup", vec!["05:00".to_string()])
+    );
     assert_eq!(s[0].random_delay, Some(std::time::Duration::from_secs(300)));
     assert_eq!(s[1].command, "check");
     // backup args: --stdin implied, no orchestration keys
     let a = args(&p, "backup");
     assert_eq!(a, vec!["--stdin"]);
     let shown = p.show();
-    assert!(shown.contains("https://user:×××@example.com/hook"), "{shown}");
+    assert!(
+        shown.contains("https://user:×××@example.com/hook"),
+        "{shown}"
+    );
     assert!(shown.contains("Authorization: ×××"), "{shown}");
     assert!(!shown.contains("secret"), "{shown}");
 }
@@ -405,6 +482,39 @@ profiles:
     let p = profile(&c, "child");
     assert_eq!(
         args(&p, "backup"),
-        vec!["--exclude=*.o", "--exclude=/tmp", "--repo=local:/r/base", "/a", "/b"]
+        vec![
+            "--exclude=*.o",
+            "--exclude=/tmp",
+            "--host=testhost",
+            "--repo=local:/r/base",
+            "/a",
+            "/b"
+        ]
+    );
+}
+
+#[test]
+fn v2_retention_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = load(
+        tmp.path(),
+        "p.toml",
+        "version = 2\n[profiles.p]\nrepository = 'r'\n[profiles.p.backup]\nsource = ['/s']\ntag = ['t']\n[profiles.p.retention]\nkeep-last = 2\n",
+    );
+    let p = profile(&c, "p");
+    assert_eq!(p.bool_in("retention", "after-backup"), Some(true));
+    assert_eq!(
+        args(&p, "retention"),
+        vec![
+            "--host=testhost",
+            "--keep-last=2",
+            "--path=/s",
+            "--repo=r",
+            "--tag=t"
+        ]
+    );
+    assert_eq!(
+        args(&p, "backup"),
+        vec!["--host=testhost", "--repo=r", "--tag=t", "/s"]
     );
 }

@@ -118,16 +118,37 @@ fn both_files_list_their_profiles() {
         .into_iter()
         .map(|p| p.name)
         .collect();
-    assert_eq!(names, s(&["base", "gdrive", "manselmi", "nidoking", "onedrive", "rclone-mount-src"]));
+    assert_eq!(
+        names,
+        s(&[
+            "base",
+            "gdrive",
+            "manselmi",
+            "nidoking",
+            "onedrive",
+            "rclone-mount-src"
+        ])
+    );
     let ubu = Seed::new("ubuntu");
-    let infos = ubu.config.profile_names(&ctx("ubuntu"), &PrivateTemp::new()).unwrap();
+    let infos = ubu
+        .config
+        .profile_names(&ctx("ubuntu"), &PrivateTemp::new())
+        .unwrap();
     let names: Vec<&str> = infos.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, vec!["base", "untrusted", "vps"]);
     let vps = infos.iter().find(|p| p.name == "vps").unwrap();
     assert_eq!(vps.inherit.as_deref(), Some("base"));
     assert_eq!(
         vps.sections,
-        s(&["backup", "cache", "diff", "forget", "prune", "repair-snapshots", "retention"])
+        s(&[
+            "backup",
+            "cache",
+            "diff",
+            "forget",
+            "prune",
+            "repair-snapshots",
+            "retention"
+        ])
     );
     assert_eq!(mac.config.version(), 1);
 }
@@ -135,11 +156,20 @@ fn both_files_list_their_profiles() {
 #[test]
 fn globals() {
     let mac = Seed::new("macos");
-    let g = mac.config.global(&ctx("macos"), &PrivateTemp::new()).unwrap();
+    let g = mac
+        .config
+        .global(&ctx("macos"), &PrivateTemp::new())
+        .unwrap();
     assert!(g.prevent_sleep);
     assert_eq!(g.shell, vec!["zsh"]);
-    assert_eq!(g.restic_lock_retry_after, std::time::Duration::from_secs(60));
-    assert_eq!(g.restic_stale_lock_age, Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(
+        g.restic_lock_retry_after,
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(
+        g.restic_stale_lock_age,
+        Some(std::time::Duration::from_secs(3600))
+    );
     let ubu = Seed::new("ubuntu");
     let (g, w) = ubu
         .config
@@ -155,17 +185,30 @@ fn nidoking() {
     let cd = seed.cd();
     let p = seed.profile("nidoking");
     assert_eq!(p.name, "nidoking");
-    assert_eq!(p.lock(), Some(PathBuf::from("/tmp//resticprofile-manselmi.lock")));
-    assert_eq!(p.status_file(), Some(PathBuf::from(format!("{cd}/status/nidoking.json"))));
+    assert_eq!(
+        p.lock(),
+        Some(PathBuf::from("/tmp//resticprofile-manselmi.lock"))
+    );
+    assert_eq!(
+        p.status_file(),
+        Some(PathBuf::from(format!("{cd}/status/nidoking.json")))
+    );
     assert_eq!(p.base_dir(), None);
     let env = p.env();
     assert_eq!(env.get("TZ").map(String::as_str), Some("UTC"));
-    assert_eq!(env.get("RCLONE_PASSWORD_COMMAND").map(String::as_str), Some(PW));
+    assert_eq!(
+        env.get("RCLONE_PASSWORD_COMMAND").map(String::as_str),
+        Some(PW)
+    );
     assert_eq!(p.bool_in("backup", "check-after"), Some(true));
     assert_eq!(p.bool_in("retention", "after-backup"), Some(true));
     assert_eq!(p.bool_in("backup", "no-error-on-warning"), None);
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
-    assert!(lint(&p, &TestSchema).is_empty(), "{:?}", lint(&p, &TestSchema));
+    assert!(
+        lint(&p, &TestSchema).is_empty(),
+        "{:?}",
+        lint(&p, &TestSchema)
+    );
 
     // hooks: three run-before entries, each ending with a newline (T3)
     let hooks = p.hooks(Some("backup"));
@@ -200,10 +243,21 @@ fn nidoking() {
     let got = args(&p, "backup");
     assert_eq!(
         got,
-        expect(backup, &["/private/etc", "/Library", "/opt/manselmi", "/Users/manselmi"])
+        expect(
+            backup,
+            &[
+                "/private/etc",
+                "/Library",
+                "/opt/manselmi",
+                "/Users/manselmi"
+            ]
+        )
     );
     // the three exclude files keep their order
-    let ex: Vec<&String> = got.iter().filter(|a| a.starts_with("--exclude-file=")).collect();
+    let ex: Vec<&String> = got
+        .iter()
+        .filter(|a| a.starts_with("--exclude-file="))
+        .collect();
     assert!(ex[0].ends_with("pre-base.exclude") && ex[2].ends_with("post-base.exclude"));
 
     // retention: keep-within-*, a --path per source, no --tag (backup has none), --host
@@ -219,10 +273,16 @@ fn nidoking() {
     ]));
     let got = args(&p, "retention");
     assert_eq!(got, expect(retention, &[]));
-    assert!(!got.iter().any(|a| a.starts_with("--tag") || a.starts_with("--prune")));
+    assert!(
+        !got.iter()
+            .any(|a| a.starts_with("--tag") || a.starts_with("--prune"))
+    );
 
     // check: whole repository, no snapshot filter
-    assert_eq!(args(&p, "check"), expect(repo_flags("rclone:restic-manselmi:"), &[]));
+    assert_eq!(
+        args(&p, "check"),
+        expect(repo_flags("rclone:restic-manselmi:"), &[])
+    );
 
     // forget: policy + host; tag = true dropped; prune = false absent; path = false absent
     let mut forget = repo_flags("rclone:restic-manselmi:");
@@ -254,12 +314,18 @@ fn nidoking() {
     let mut cache = repo_flags("rclone:restic-manselmi:");
     cache.extend(s(&["--cleanup", "--max-age=30"]));
     assert_eq!(args(&p, "cache"), expect(cache, &[]));
-    assert_eq!(args(&p, "diff"), expect(repo_flags("rclone:restic-manselmi:"), &[]));
+    assert_eq!(
+        args(&p, "diff"),
+        expect(repo_flags("rclone:restic-manselmi:"), &[])
+    );
 
     let shown = p.show();
     assert!(shown.contains("RCLONE_PASSWORD_COMMAND: ×××"), "{shown}");
     assert!(!shown.contains("op://<vault-name>/<item-name>/[section-name/]<field-name>'\n"));
-    assert!(shown.contains("(path defaults to the backup sources"), "{shown}");
+    assert!(
+        shown.contains("(path defaults to the backup sources"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -270,7 +336,10 @@ fn gdrive_and_onedrive() {
         let mnt = format!("/opt/manselmi/rclone/mnt/{name}");
         let p = seed.profile_in_base_dir(name);
         assert_eq!(p.base_dir(), Some(PathBuf::from(&mnt)));
-        assert_eq!(p.lock(), Some(PathBuf::from("/tmp//resticprofile-manselmi.lock")));
+        assert_eq!(
+            p.lock(),
+            Some(PathBuf::from("/tmp//resticprofile-manselmi.lock"))
+        );
         // index merge: the child's four entries replace the parent's three
         let hooks = p.hooks(Some("backup"));
         assert_eq!(hooks.run_before.len(), 4, "{name}");
@@ -282,7 +351,13 @@ fn gdrive_and_onedrive() {
         assert_eq!(hooks.run_after.len(), 1);
 
         let mut backup = repo_flags("rclone:restic-manselmi:");
-        backup.extend(s(&["--exclude-caches", "--group-by=host,tags", "--ignore-inode", "--read-concurrency=2", "--verbose"]));
+        backup.extend(s(&[
+            "--exclude-caches",
+            "--group-by=host,tags",
+            "--ignore-inode",
+            "--read-concurrency=2",
+            "--verbose",
+        ]));
         backup.push(format!("--host={host}"));
         backup.push(format!("--tag=mount-dir={mnt}"));
         backup.extend([
@@ -303,7 +378,10 @@ fn gdrive_and_onedrive() {
         // forget also has tag = true → the backup tag
         assert!(args(&p, "forget").contains(&format!("--tag=mount-dir={mnt}")));
         assert!(args(&p, "repair snapshots").contains(&format!("--tag=mount-dir={mnt}")));
-        assert_eq!(p.status_file(), Some(PathBuf::from(format!("{cd}/status/{name}.json"))));
+        assert_eq!(
+            p.status_file(),
+            Some(PathBuf::from(format!("{cd}/status/{name}.json")))
+        );
     }
     // before the base-dir chdir the source '.' already resolves against base-dir
     let p = seed.profile("gdrive");
@@ -322,7 +400,10 @@ fn manselmi_and_untrusted_are_repository_wide() {
         let seed = Seed::new(os);
         let p = seed.profile(name);
         // [base.backup] is inherited but has no source: backup has no positional argument
-        assert_eq!(cairn_profile::options::backup_sources(&p), Vec::<String>::new());
+        assert_eq!(
+            cairn_profile::options::backup_sources(&p),
+            Vec::<String>::new()
+        );
         let mut forget = repo_flags(repo);
         forget.extend(keep_within());
         forget.push("--group-by=host,tags".into());
@@ -356,7 +437,10 @@ fn base_and_rclone_mount_src_have_no_repository() {
     );
     assert_eq!(base.hooks(Some("backup")).run_before.len(), 3);
     let src = seed.profile("rclone-mount-src");
-    assert_eq!(src.base_dir(), Some(PathBuf::from("/opt/manselmi/rclone/mnt/rclone-mount-src")));
+    assert_eq!(
+        src.base_dir(),
+        Some(PathBuf::from("/opt/manselmi/rclone/mnt/rclone-mount-src"))
+    );
     assert_eq!(
         cairn_profile::options::backup_sources(&src),
         vec!["/opt/manselmi/rclone/mnt/rclone-mount-src"]
@@ -370,8 +454,14 @@ fn vps() {
     let seed = Seed::new("ubuntu");
     let cd = seed.cd();
     let p = seed.profile("vps");
-    assert_eq!(p.lock(), Some(PathBuf::from("/tmp//resticprofile-untrusted.lock")));
-    assert_eq!(p.status_file(), Some(PathBuf::from(format!("{cd}/status/vps.json"))));
+    assert_eq!(
+        p.lock(),
+        Some(PathBuf::from("/tmp//resticprofile-untrusted.lock"))
+    );
+    assert_eq!(
+        p.status_file(),
+        Some(PathBuf::from(format!("{cd}/status/vps.json")))
+    );
     let hooks = p.hooks(Some("backup"));
     assert_eq!(hooks.run_before.len(), 2);
     assert!(hooks.run_before[0].contains(&format!("'{cd}/curlrc/vps.curlrc'")));
@@ -389,7 +479,10 @@ fn vps() {
         format!("--exclude-file={cd}/exclude/base.exclude"),
         format!("--exclude-file={cd}/exclude/vps/post-base.exclude"),
     ]);
-    assert_eq!(args(&p, "backup"), expect(backup, &["/etc", "/usr", "/home/ubuntu"]));
+    assert_eq!(
+        args(&p, "backup"),
+        expect(backup, &["/etc", "/usr", "/home/ubuntu"])
+    );
     let mut retention = repo_flags("rclone:restic-untrusted:");
     retention.extend(keep_within());
     retention.extend(s(&[
@@ -400,12 +493,19 @@ fn vps() {
         "--path=/home/ubuntu",
     ]));
     assert_eq!(args(&p, "retention"), expect(retention, &[]));
-    assert_eq!(args(&p, "check"), expect(repo_flags("rclone:restic-untrusted:"), &[]));
+    assert_eq!(
+        args(&p, "check"),
+        expect(repo_flags("rclone:restic-untrusted:"), &[])
+    );
     let mut prune = repo_flags("rclone:restic-untrusted:");
     prune.extend(s(&["--max-unused=0", "--repack-small", "--verbose"]));
     assert_eq!(args(&p, "prune"), expect(prune, &[]));
     let mut ls = repo_flags("rclone:restic-untrusted:");
-    ls.extend(s(&["--host=vps.manselmi.com", "--human-readable", "--long"]));
+    ls.extend(s(&[
+        "--host=vps.manselmi.com",
+        "--human-readable",
+        "--long",
+    ]));
     assert_eq!(args(&p, "ls"), expect(ls, &[]));
     assert!(p.schedules(&Default::default()).is_empty());
 }
@@ -416,6 +516,6 @@ fn template_errors_name_the_file_and_line() {
     let f = tmp.path().join("profiles.toml");
     std::fs::write(&f, "[p]\nrepository = 'x'\n\n# {{ .Env.UNSET | lower }}\n").unwrap();
     let c = Config::load(&f, None);
-    let e = c.err().expect("template must fail at load");
+    let e = c.expect_err("template must fail at load");
     assert!(e.to_string().starts_with("profiles.toml:4:"), "{e}");
 }

@@ -139,17 +139,35 @@ mod tests {
     #[test]
     fn go_syntax() {
         assert_eq!(parse_go_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_go_duration("2h0m0s").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_go_duration("1.5h").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_go_duration(".5s").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_go_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert_eq!(
+            parse_go_duration("1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("2h0m0s").unwrap(),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration(".5s").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_go_duration("300ms").unwrap(),
+            Duration::from_millis(300)
+        );
         assert_eq!(parse_go_duration("1us").unwrap(), Duration::from_micros(1));
         assert_eq!(parse_go_duration("1µs").unwrap(), Duration::from_micros(1));
         assert_eq!(parse_go_duration("7ns").unwrap(), Duration::from_nanos(7));
         assert_eq!(parse_go_duration("+1m").unwrap(), Duration::from_secs(60));
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_go_duration("1m1.5s").unwrap(), Duration::from_millis(61_500));
+        assert_eq!(
+            parse_go_duration("1m1.5s").unwrap(),
+            Duration::from_millis(61_500)
+        );
     }
 
     #[test]

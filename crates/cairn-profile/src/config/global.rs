@@ -96,7 +96,10 @@ pub(crate) fn decode_global(
         if IGNORED_KEYS.contains(&k.as_str()) {
             warnings.push(Warning::at(
                 Some(&e.origin),
-                format!("`{}` is for driving an external restic; ignored (the engine is built in)", e.key),
+                format!(
+                    "`{}` is for driving an external restic; ignored (the engine is built in)",
+                    e.key
+                ),
             ));
         } else if !GLOBAL_KEYS.contains(&k.as_str()) {
             warnings.push(Warning::at(
@@ -109,14 +112,19 @@ pub(crate) fn decode_global(
         g.default_command = s;
     }
     g.initialize = table.bool("initialize").unwrap_or(false);
-    g.priority = table.string("priority").filter(|s| !s.is_empty()).map(|s| s.to_lowercase());
+    g.priority = table
+        .string("priority")
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_lowercase());
     if let Some(p) = &g.priority
         && !["idle", "background", "low", "normal", "high", "highest"].contains(&p.as_str())
     {
         return Err(ConfigError::at_origin(
             ConfigErrorKind::Invalid,
             table.origin("priority"),
-            format!("`priority = \"{p}\"` is not one of idle, background, low, normal, high, highest"),
+            format!(
+                "`priority = \"{p}\"` is not one of idle, background, low, normal, high, highest"
+            ),
         ));
     }
     if let Some(n) = int_in(table, "nice", -20, 19)? {
@@ -244,10 +252,16 @@ mod tests {
         assert_eq!(g.restic_stale_lock_age, None);
         assert_eq!(g.ca_certificates, vec![PathBuf::from("/cfg/ca.pem")]);
         assert!(g.shell.is_empty());
-        assert_eq!(g.schedule_defaults.lock_wait, Some(Duration::from_secs(7200)));
+        assert_eq!(
+            g.schedule_defaults.lock_wait,
+            Some(Duration::from_secs(7200))
+        );
         assert_eq!(g.schedule_defaults.permission.as_deref(), Some("system"));
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w.iter().any(|w| w.message.contains("did you mean `prevent-sleep`")));
+        assert!(
+            w.iter()
+                .any(|w| w.message.contains("did you mean `prevent-sleep`"))
+        );
         let bad = toml("restic-lock-retry-after = '1d'\n");
         let e = decode_global(&bad, Path::new("/cfg")).unwrap_err();
         assert_eq!(e.line, Some(1));

@@ -127,10 +127,14 @@ mod tests {
 
     #[test]
     fn missing_parent_and_cycles_are_errors() {
-        let p = toml("[a]\ninherit = 'zz'\n[b]\ninherit = 'c'\n[c]\ninherit = 'b'\n[d]\ninherit='d'\n");
+        let p =
+            toml("[a]\ninherit = 'zz'\n[b]\ninherit = 'c'\n[c]\ninherit = 'b'\n[d]\ninherit='d'\n");
         let e = resolve_v1(&p, "a").unwrap_err();
         assert_eq!(e.kind, ConfigErrorKind::Inherit);
-        assert!(e.to_string().contains("parent profile 'zz' not found"), "{e}");
+        assert!(
+            e.to_string().contains("parent profile 'zz' not found"),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("t.toml:2:"), "{e}");
         let e = resolve_v1(&p, "b").unwrap_err();
         assert!(e.to_string().contains("cycle: b -> c -> b"), "{e}");

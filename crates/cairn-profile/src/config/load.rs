@@ -84,7 +84,10 @@ impl Config {
     pub fn load(path: &Path, format: Option<Format>) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let abs = clean(&cwd.join(path));
-        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.clone());
+        let dir = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| cwd.clone());
         let main_display: Arc<str> = Arc::from(
             abs.file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -185,7 +188,11 @@ impl Config {
 
     /// Included files, in load order.
     pub fn includes(&self) -> Vec<String> {
-        self.files.iter().skip(1).map(|f| f.display.to_string()).collect()
+        self.files
+            .iter()
+            .skip(1)
+            .map(|f| f.display.to_string())
+            .collect()
     }
 
     fn render_file(
@@ -196,7 +203,10 @@ impl Config {
         funcs: &dyn RuntimeFuncs,
     ) -> Result<Table, ConfigError> {
         let file = self.files.get(index).ok_or_else(|| {
-            ConfigError::new(ConfigErrorKind::Invalid, "internal: no such configuration file")
+            ConfigError::new(
+                ConfigErrorKind::Invalid,
+                "internal: no such configuration file",
+            )
         })?;
         let text = self.render_text(index, profile_name, ctx, funcs)?;
         parse_text(&text, file.format, &file.display)
@@ -210,7 +220,10 @@ impl Config {
         funcs: &dyn RuntimeFuncs,
     ) -> Result<String, ConfigError> {
         let file = self.files.get(index).ok_or_else(|| {
-            ConfigError::new(ConfigErrorKind::Invalid, "internal: no such configuration file")
+            ConfigError::new(
+                ConfigErrorKind::Invalid,
+                "internal: no such configuration file",
+            )
         })?;
         let data = RenderData {
             profile_name,
@@ -246,7 +259,8 @@ impl Config {
         let mut root = self.render_file(0, profile_name, ctx, funcs)?;
         for i in 1..self.files.len() {
             let mut include = self.render_file(i, profile_name, ctx, funcs)?;
-            if include.contains("version") && parse_version(include.get("version")) != self.version {
+            if include.contains("version") && parse_version(include.get("version")) != self.version
+            {
                 return Err(ConfigError::at_origin(
                     ConfigErrorKind::Invalid,
                     include.origin("version"),
@@ -445,7 +459,9 @@ impl Config {
                     unknown_key_message(
                         "top-level key",
                         &e.key,
-                        ["version", "global", "groups", "includes", "profiles", "mixins"],
+                        [
+                            "version", "global", "groups", "includes", "profiles", "mixins",
+                        ],
                     ),
                 ));
             }
@@ -485,10 +501,17 @@ mod tests {
             "includes = ['conf.d/*.toml', 'extra.yaml']\n[p]\nrepository = 'local:/a'\n[p.backup]\nsource = ['/1', '/2']\n",
         );
         write(tmp.path(), "conf.d/b.toml", "[p.backup]\nsource = ['/b']\n");
-        write(tmp.path(), "conf.d/a.toml", "includes = ['nope.toml']\n[p.backup]\nsource = ['/a']\nexclude = ['x']\n");
+        write(
+            tmp.path(),
+            "conf.d/a.toml",
+            "includes = ['nope.toml']\n[p.backup]\nsource = ['/a']\nexclude = ['x']\n",
+        );
         write(tmp.path(), "extra.yaml", "q:\n  repository: local:/q\n");
         let c = Config::load(&main, None).unwrap();
-        assert_eq!(c.includes(), vec!["conf.d/a.toml", "conf.d/b.toml", "extra.yaml"]);
+        assert_eq!(
+            c.includes(),
+            vec!["conf.d/a.toml", "conf.d/b.toml", "extra.yaml"]
+        );
         let p = c.profile("P", &ctx(), &NoFuncs).unwrap();
         assert_eq!(p.name, "P");
         assert_eq!(p.list_in("backup", "source"), vec!["/b"]);
@@ -500,7 +523,11 @@ mod tests {
     #[test]
     fn include_with_other_version_fails() {
         let tmp = tempfile::tempdir().unwrap();
-        let main = write(tmp.path(), "p.toml", "version = 1\nincludes = 'i.toml'\n[p]\n");
+        let main = write(
+            tmp.path(),
+            "p.toml",
+            "version = 1\nincludes = 'i.toml'\n[p]\n",
+        );
         write(tmp.path(), "i.toml", "version = 2\n");
         let c = Config::load(&main, None).unwrap();
         let e = c.profile("p", &ctx(), &NoFuncs).unwrap_err();
@@ -522,8 +549,15 @@ mod tests {
     #[test]
     fn groups_v1_and_v2_and_duplicates() {
         let tmp = tempfile::tempdir().unwrap();
-        let v1 = write(tmp.path(), "a.toml", "[groups]\nall = ['a', 'b']\n[a]\n[b]\n");
-        let g = Config::load(&v1, None).unwrap().groups(&ctx(), &NoFuncs).unwrap();
+        let v1 = write(
+            tmp.path(),
+            "a.toml",
+            "[groups]\nall = ['a', 'b']\n[a]\n[b]\n",
+        );
+        let g = Config::load(&v1, None)
+            .unwrap()
+            .groups(&ctx(), &NoFuncs)
+            .unwrap();
         assert_eq!(g[0].name, "all");
         assert_eq!(g[0].profiles, vec!["a", "b"]);
         let v2 = write(
@@ -531,13 +565,19 @@ mod tests {
             "b.yaml",
             "version: 2\ngroups:\n  nightly:\n    description: d\n    profiles: [a]\n    continue-on-error: true\n    schedules:\n      backup:\n        at: '05:00'\nprofiles:\n  a: {}\n",
         );
-        let g = Config::load(&v2, None).unwrap().groups(&ctx(), &NoFuncs).unwrap();
+        let g = Config::load(&v2, None)
+            .unwrap()
+            .groups(&ctx(), &NoFuncs)
+            .unwrap();
         assert_eq!(g[0].description, "d");
         assert_eq!(g[0].continue_on_error, Some(true));
         assert_eq!(g[0].schedules[0].at, vec!["05:00"]);
         assert!(g[0].schedules[0].is_group);
         let dup = write(tmp.path(), "c.toml", "[groups]\na = ['a']\n[a]\n");
-        let e = Config::load(&dup, None).unwrap().groups(&ctx(), &NoFuncs).unwrap_err();
+        let e = Config::load(&dup, None)
+            .unwrap()
+            .groups(&ctx(), &NoFuncs)
+            .unwrap_err();
         assert!(e.to_string().contains("both a profile and a group"), "{e}");
     }
 }

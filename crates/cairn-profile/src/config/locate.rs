@@ -229,7 +229,10 @@ mod tests {
         };
         let dirs = e.search_dirs();
         assert_eq!(dirs[0], PathBuf::from("/Users/u/.config/resticprofile"));
-        assert_eq!(dirs[1], PathBuf::from("/Users/u/Library/Preferences/resticprofile"));
+        assert_eq!(
+            dirs[1],
+            PathBuf::from("/Users/u/Library/Preferences/resticprofile")
+        );
         assert_eq!(dirs[2], PathBuf::from("/Library/Preferences/resticprofile"));
         assert_eq!(dirs.last().unwrap(), &PathBuf::from("/Users/u"));
     }

@@ -234,7 +234,10 @@ fn parse_uses(value: &Node, origin: &Origin) -> Result<Vec<MixinUse>, ConfigErro
                 let mut vars = Vec::new();
                 if let Some(v) = t.table("vars") {
                     for (_, e) in v.iter() {
-                        vars.push((e.key.to_uppercase(), e.value.as_string().unwrap_or_default()));
+                        vars.push((
+                            e.key.to_uppercase(),
+                            e.value.as_string().unwrap_or_default(),
+                        ));
                     }
                 }
                 for (k, e) in t.iter() {
@@ -299,7 +302,12 @@ pub(crate) fn apply_mixins(table: &mut Table, mixins: Option<&Table>) -> Result<
                 .table("default-vars")
                 .map(|d| {
                     d.iter()
-                        .map(|(_, e)| (e.key.to_uppercase(), e.value.as_string().unwrap_or_default()))
+                        .map(|(_, e)| {
+                            (
+                                e.key.to_uppercase(),
+                                e.value.as_string().unwrap_or_default(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -377,7 +385,9 @@ mod tests {
 
     #[test]
     fn v1_send_entries_merge_fields() {
-        let mut base = toml("[backup]\n[[backup.send-after]]\nurl = 'u1'\nmethod = 'POST'\n[[backup.send-after]]\nurl = 'u2'\n");
+        let mut base = toml(
+            "[backup]\n[[backup.send-after]]\nurl = 'u1'\nmethod = 'POST'\n[[backup.send-after]]\nurl = 'u2'\n",
+        );
         let child = toml("[backup]\n[[backup.send-after]]\nurl = 'n1'\n");
         merge_v1_profile(&mut base, &child);
         let Some(Node::List(items)) = base.table("backup").unwrap().get("send-after") else {
@@ -392,13 +402,15 @@ mod tests {
     #[test]
     fn list_edits_append_and_prepend() {
         let base = toml("source = ['/a']\n[backup]\nexclude = ['x']\n");
-        let mut child = toml(
-            "'source...' = ['/b']\n'...other' = 'o'\n[backup]\nexclude__PREPEND = ['w']\n",
-        );
+        let mut child =
+            toml("'source...' = ['/b']\n'...other' = 'o'\n[backup]\nexclude__PREPEND = ['w']\n");
         resolve_list_edits(Some(&base), &mut child);
         assert_eq!(child.strings("source"), vec!["/a", "/b"]);
         assert_eq!(child.strings("other"), vec!["o"]);
-        assert_eq!(child.table("backup").unwrap().strings("exclude"), vec!["w", "x"]);
+        assert_eq!(
+            child.table("backup").unwrap().strings("exclude"),
+            vec!["w", "x"]
+        );
     }
 
     #[test]

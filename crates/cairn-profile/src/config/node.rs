@@ -83,7 +83,9 @@ impl Table {
 
     /// Mutable value for `key`.
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        self.entries.get_mut(&key.to_lowercase()).map(|e| &mut e.value)
+        self.entries
+            .get_mut(&key.to_lowercase())
+            .map(|e| &mut e.value)
     }
 
     /// The sub-table at `key`, if that value is a table.
@@ -297,7 +299,10 @@ mod tests {
         t.insert("Exclude-File", Node::Str("a".into()), Origin::default());
         assert_eq!(t.string("exclude-file").as_deref(), Some("a"));
         assert_eq!(t.string("EXCLUDE-FILE").as_deref(), Some("a"));
-        assert_eq!(t.entry("exclude-file").map(|e| e.key.as_str()), Some("Exclude-File"));
+        assert_eq!(
+            t.entry("exclude-file").map(|e| e.key.as_str()),
+            Some("Exclude-File")
+        );
         t.insert("null", Node::Null, Origin::default());
         assert!(!t.contains("null"));
     }

@@ -89,7 +89,11 @@ fn invalid_utf8(file: &str) -> ConfigError {
 }
 
 /// Parses `text` (already rendered) in `format`. `file` names it in messages and origins.
-pub(crate) fn parse_text(text: &str, format: Format, file: &Arc<str>) -> Result<Table, ConfigError> {
+pub(crate) fn parse_text(
+    text: &str,
+    format: Format,
+    file: &Arc<str>,
+) -> Result<Table, ConfigError> {
     let mut table = match format {
         Format::Toml => parse_toml(text, file)?,
         Format::Yaml => parse_yaml(text, file)?,
@@ -188,7 +192,10 @@ fn parse_yaml(text: &str, file: &Arc<str>) -> Result<Table, ConfigError> {
             ConfigErrorKind::Parse,
             file.to_string(),
             None,
-            format!("the top level must be a mapping, not a {}", other.type_name()),
+            format!(
+                "the top level must be a mapping, not a {}",
+                other.type_name()
+            ),
         )),
     }
 }
@@ -239,7 +246,10 @@ fn parse_json(text: &str, file: &Arc<str>) -> Result<Table, ConfigError> {
             ConfigErrorKind::Parse,
             file.to_string(),
             None,
-            format!("the top level must be an object, not a {}", other.type_name()),
+            format!(
+                "the top level must be an object, not a {}",
+                other.type_name()
+            ),
         )),
     }
 }
@@ -292,14 +302,18 @@ mod tests {
     fn toml_error_has_line() {
         let e = parse_text("a = 1\nb = \n", Format::Toml, &f()).unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
-        assert!(e.to_string().starts_with("profiles.toml:2: invalid TOML"), "{e}");
+        assert!(
+            e.to_string().starts_with("profiles.toml:2: invalid TOML"),
+            "{e}"
+        );
     }
 
     #[test]
     fn yaml_and_json_give_the_same_tree() {
         let toml = "[p]\nsource = ['/a', '/b']\nverbose = 2\n[p.env]\nx = 'y'\n";
         let yaml = "p:\n  source: [/a, /b]\n  verbose: 2\n  env:\n    x: y\n";
-        let json = r#"{"$schema": "s", "p": {"source": ["/a", "/b"], "verbose": 2, "env": {"x": "y"}}}"#;
+        let json =
+            r#"{"$schema": "s", "p": {"source": ["/a", "/b"], "verbose": 2, "env": {"x": "y"}}}"#;
         let a = parse_text(toml, Format::Toml, &f()).unwrap();
         let b = parse_text(yaml, Format::Yaml, &f()).unwrap();
         let c = parse_text(json, Format::Json, &f()).unwrap();

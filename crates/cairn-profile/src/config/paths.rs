@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(expand_home("~/a", Some(home)), "/home/u/a");
         assert_eq!(expand_home("~", Some(home)), "/home/u");
         assert_eq!(expand_home("~root/x", Some(home)), "/root/x");
-        assert_eq!(expand_home("~no-such-user-here/x", Some(home)), "~no-such-user-here/x");
+        assert_eq!(
+            expand_home("~no-such-user-here/x", Some(home)),
+            "~no-such-user-here/x"
+        );
         let base = Path::new("/cfg");
         assert_eq!(absolute_prefix("key", base, Some(home)), "/cfg/key");
         assert_eq!(absolute_prefix("./a/../b", base, Some(home)), "/cfg/b");
@@ -209,7 +212,10 @@ mod tests {
         assert_eq!(absolute_prefix("~/k", base, Some(home)), "~/k");
         assert_eq!(absolute_prefix("$X/k", base, Some(home)), "$X/k");
         assert_eq!(absolute_prefix("", base, Some(home)), "");
-        assert_eq!(join_clean(Path::new("/opt/mnt/g"), "."), PathBuf::from("/opt/mnt/g"));
+        assert_eq!(
+            join_clean(Path::new("/opt/mnt/g"), "."),
+            PathBuf::from("/opt/mnt/g")
+        );
     }
 
     #[test]
@@ -224,6 +230,9 @@ mod tests {
             format!("{root}/none*"),
             "/plain".into(),
         ]);
-        assert_eq!(got, vec![format!("{root}/a"), format!("{root}/b"), "/plain".into()]);
+        assert_eq!(
+            got,
+            vec![format!("{root}/a"), format!("{root}/b"), "/plain".into()]
+        );
     }
 }

@@ -61,6 +61,9 @@ impl Profile {
         mut warnings: Vec<Warning>,
     ) -> Profile {
         normalize_labels(&mut tree);
+        if version >= 2 {
+            v2_defaults(&mut tree);
+        }
         let description = tree.string("description").unwrap_or_default();
         collect_warnings(&tree, &mut warnings);
         Profile {
@@ -132,7 +135,9 @@ impl Profile {
 
     /// A list of strings in a section (`""` = profile level); a scalar is one element.
     pub fn list_in(&self, section: &str, key: &str) -> Vec<String> {
-        self.level(section).map(|t| t.strings(key)).unwrap_or_default()
+        self.level(section)
+            .map(|t| t.strings(key))
+            .unwrap_or_default()
     }
 
     /// A scalar as text in a section (`""` = profile level).
@@ -402,13 +407,21 @@ impl Profile {
             let Some(t) = self.tree.table(section) else {
                 continue;
             };
-            let command = if section == "retention" { "forget" } else { section };
+            let command = if section == "retention" {
+                "forget"
+            } else {
+                section
+            };
             if section == "retention" && out.iter().any(|s| s.command == "forget") {
                 continue;
             }
-            if let Some(s) =
-                section_schedule(&self.name, command, t, &global.schedule_defaults, &mut warnings)
-            {
+            if let Some(s) = section_schedule(
+                &self.name,
+                command,
+                t,
+                &global.schedule_defaults,
+                &mut warnings,
+            ) {
                 out.push(s);
             }
         }
@@ -430,12 +443,51 @@ fn stream_error(t: &Table) -> StreamErrorSpec {
     }
 }
 
+/// Version 2 extras (§4.4): `retention.after-backup` defaults to true when retention sets a
+/// `keep-*` and neither `before-backup` nor `after-backup`; retention copies `tag` from backup
+/// (as `tag = true`) and `host` from backup (or `host = true` when the profile sets none);
+/// backup gets `host = true` when it sets no host.
+fn v2_defaults(tree: &mut Table) {
+    let backup = tree.table("backup").cloned();
+    let profile_has_host = tree.contains("host");
+    if let Some(Node::Table(r)) = tree.get_mut("retention") {
+        let origin = super::node::Origin::default();
+        if !r.contains("after-backup")
+            && !r.contains("before-backup")
+            && r.keys().any(|k| k.starts_with("keep-"))
+        {
+            r.insert("after-backup", Node::Bool(true), origin.clone());
+        }
+        if let Some(b) = &backup
+            && !r.contains("tag")
+            && b.contains("tag")
+        {
+            r.insert("tag", Node::Bool(true), origin.clone());
+        }
+        if !r.contains("host") {
+            match backup.as_ref().and_then(|b| b.get("host")) {
+                Some(h) => r.insert("host", h.clone(), origin),
+                None if !profile_has_host => r.insert("host", Node::Bool(true), origin),
+                None => {}
+            }
+        }
+    }
+    if let Some(Node::Table(b)) = tree.get_mut("backup")
+        && !b.contains("host")
+    {
+        b.insert("host", Node::Bool(true), super::node::Origin::default());
+    }
+}
+
 /// `prometheus-labels` written as a list of one-key tables becomes one table.
 fn normalize_labels(tree: &mut Table) {
     let Some(Node::List(items)) = tree.get("prometheus-labels").cloned() else {
         return;
     };
-    let origin = tree.origin("prometheus-labels").cloned().unwrap_or_default();
+    let origin = tree
+        .origin("prometheus-labels")
+        .cloned()
+        .unwrap_or_default();
     let mut merged = Table::new();
     for item in items.iter().filter_map(Node::as_table) {
         for (_, e) in item.iter() {

@@ -164,7 +164,10 @@ pub(crate) fn data_value(data: &RenderData<'_>) -> Value {
         env.insert(k.clone(), Value::str(v.clone()));
     }
     Value::map([
-        ("Profile", Value::map([("Name", Value::str(data.profile_name))])),
+        (
+            "Profile",
+            Value::map([("Name", Value::str(data.profile_name))]),
+        ),
         ("Now", Value::Time(ctx.now)),
         ("ConfigDir", Value::str(slash(data.config_dir))),
         ("StartupDir", Value::str(slash(&ctx.startup_dir))),

@@ -11,7 +11,8 @@ use super::error::{Warning, unknown_key_message};
 use super::node::{Node, Origin, Table};
 
 /// Sections that may carry a schedule (retention is deprecated and schedules `forget`).
-pub(crate) const SCHEDULABLE: [&str; 6] = ["backup", "check", "forget", "prune", "copy", "retention"];
+pub(crate) const SCHEDULABLE: [&str; 6] =
+    ["backup", "check", "forget", "prune", "copy", "retention"];
 
 /// Keys of the table form and of `schedule-defaults` (flat keys add the `schedule-` prefix,
 /// except `at` and `command-output`).
@@ -211,7 +212,10 @@ pub(crate) fn section_schedule(
             && name != "at"
             && !apply_key(&mut spec, name, &e.value, Some(&e.origin), warnings)
         {
-            let flat: Vec<String> = SCHEDULE_KEYS.iter().map(|k| format!("schedule-{k}")).collect();
+            let flat: Vec<String> = SCHEDULE_KEYS
+                .iter()
+                .map(|k| format!("schedule-{k}"))
+                .collect();
             warnings.push(Warning::at(
                 Some(&e.origin),
                 unknown_key_message("schedule setting", &e.key, flat.iter().map(String::as_str)),
@@ -262,7 +266,10 @@ mod tests {
     #[test]
     fn words_split_like_a_shell() {
         assert_eq!(split_words("fdautil exec"), vec!["fdautil", "exec"]);
-        assert_eq!(split_words("a 'b c' \"d\\\"e\" f\\ g ''"), vec!["a", "b c", "d\"e", "f g", ""]);
+        assert_eq!(
+            split_words("a 'b c' \"d\\\"e\" f\\ g ''"),
+            vec!["a", "b c", "d\"e", "f g", ""]
+        );
     }
 
     #[test]
@@ -293,11 +300,28 @@ mod tests {
         let d = ScheduleSpec::default();
         assert!(section_schedule("p", "backup", &toml("schedule = ''\n"), &d, &mut w).is_none());
         assert!(section_schedule("p", "backup", &toml("x = 1\n"), &d, &mut w).is_none());
-        let manual = section_schedule("p", "backup", &toml("schedule = { permission = 'user' }\n"), &d, &mut w);
+        let manual = section_schedule(
+            "p",
+            "backup",
+            &toml("schedule = { permission = 'user' }\n"),
+            &d,
+            &mut w,
+        );
         assert!(manual.unwrap().at.is_empty());
-        let s = section_schedule("p", "check", &toml("schedule = ['Mon *:00', 'daily']\nschedule-lock-wiat = '1m'\n"), &d, &mut w).unwrap();
+        let s = section_schedule(
+            "p",
+            "check",
+            &toml("schedule = ['Mon *:00', 'daily']\nschedule-lock-wiat = '1m'\n"),
+            &d,
+            &mut w,
+        )
+        .unwrap();
         assert_eq!(s.at, vec!["Mon *:00", "daily"]);
         assert_eq!(w.len(), 1);
-        assert!(w[0].message.contains("did you mean `schedule-lock-wait`"), "{:?}", w);
+        assert!(
+            w[0].message.contains("did you mean `schedule-lock-wait`"),
+            "{:?}",
+            w
+        );
     }
 }

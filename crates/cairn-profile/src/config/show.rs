@@ -200,7 +200,10 @@ mod tests {
         );
         assert_eq!(mask_url("s3:https://host/bucket"), "s3:https://host/bucket");
         assert_eq!(mask_url("https://user@host/"), "https://user@host/");
-        assert_eq!(mask_url("rclone:restic-manselmi:"), "rclone:restic-manselmi:");
+        assert_eq!(
+            mask_url("rclone:restic-manselmi:"),
+            "rclone:restic-manselmi:"
+        );
     }
 
     #[test]
