@@ -12,12 +12,16 @@
 //!   expression for launchd and cron, refusing (never silently changing) what they cannot
 //!   express.
 
+#![warn(missing_docs)]
+
 mod cron;
 mod expand;
 mod launchd;
 mod next;
 mod normalize;
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod tz;
 
 use std::fmt;

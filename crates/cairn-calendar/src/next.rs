@@ -94,20 +94,52 @@ impl Clock {
         Some(t)
     }
 
-    /// The instant of a local time: the requested offset (or the last one used) decides
-    /// between the two instants of an ambiguous time; a time skipped by a change is moved
-    /// forward by the size of the gap (glibc does the same).
+    /// The instant of a local time, as glibc's `mktime` finds it.
+    ///
+    /// * A requested offset (a `tm_isdst` that came from a real instant) is honoured even
+    ///   when the fields now lie on the other side of a daylight-saving change: glibc then
+    ///   uses the offset of the nearest time that has it. systemd relies on this (and can
+    ///   be sent backwards by it), so we do the same.
+    /// * Otherwise the last offset used decides between the two instants of an ambiguous
+    ///   time, and a time skipped by a change is moved forward by the size of the gap.
     fn resolve(&self, local: i64, requested: Option<i32>) -> Option<i64> {
         let guess = requested.unwrap_or(self.hint);
         let o1 = self.zone.offset_at(local - i64::from(guess))?;
-        if self.zone.offset_at(local - i64::from(o1))? == o1 {
-            return Some(local - i64::from(o1));
+        let natural = if self.zone.offset_at(local - i64::from(o1))? == o1 {
+            local - i64::from(o1)
+        } else {
+            let o2 = self.zone.offset_at(local - i64::from(o1))?;
+            if self.zone.offset_at(local - i64::from(o2))? == o2 {
+                local - i64::from(o2)
+            } else {
+                // In a gap: not affected by a requested offset (glibc's oscillation case).
+                return Some(local - i64::from(o1.min(o2)));
+            }
+        };
+        match requested {
+            Some(req) if self.zone.offset_at(natural)? != req => Some(
+                self.nearest_with_offset(natural, req)
+                    .map_or(natural, |_| local - i64::from(req)),
+            ),
+            _ => Some(natural),
         }
-        let o2 = self.zone.offset_at(local - i64::from(o1))?;
-        if self.zone.offset_at(local - i64::from(o2))? == o2 {
-            return Some(local - i64::from(o2));
+    }
+
+    /// Whether the zone uses offset `off` within glibc's search window around `t` (probes
+    /// a week apart, about 3.8 years each way).
+    fn nearest_with_offset(&self, t: i64, off: i32) -> Option<i64> {
+        const STRIDE: i64 = 601_200;
+        const BOUND: i64 = 238_579_200 / 2 + STRIDE;
+        let mut delta = STRIDE;
+        while delta < BOUND {
+            for ot in [t - delta, t + delta] {
+                if self.zone.offset_at(ot) == Some(off) {
+                    return Some(ot);
+                }
+            }
+            delta += STRIDE;
         }
-        Some(local - i64::from(o1.min(o2)))
+        None
     }
 }
 

@@ -550,23 +550,28 @@ fn validate(ev: &CalendarEvent) -> PResult<()> {
 }
 
 fn check_chain(chain: &[Component], from: i64, to: i64, eom: bool, what: &str) -> PResult<()> {
-    let to = if eom { to - 3 } else { to };
     let (show_from, show_to, unit) = if what == "second" {
         (from / USEC, (to + 1) / USEC - 1, USEC)
     } else {
-        (from, to, 1)
+        (from, if eom { to - 3 } else { to }, 1)
     };
     let bad = |why: &str| {
         Err(format!(
             "{what} out of range: {why} (allowed {show_from}..{show_to}{})",
             if eom {
-                " days before the end of the month"
+                " from the end of the month; as in systemd, each further '~' value must stay 3 below the limit of the previous one"
             } else {
                 ""
             }
         ))
     };
+    let mut to = to;
     for c in chain {
+        // systemd lowers the limit by 3 for every value of a '~' list (in sorted order),
+        // so "~16,28" is refused while "~16,17" is accepted; we follow it.
+        if eom {
+            to -= 3;
+        }
         if c.start < from || c.start > to {
             return bad(&format!("{}", c.start / unit));
         }

@@ -125,4 +125,18 @@ mod tests {
         assert_eq!(paris.offset_at(1_704_067_200), Some(3600));
         assert_eq!(paris.offset_at(1_719_792_000), Some(7200));
     }
+
+    #[test]
+    fn localtime_link_targets() {
+        assert_eq!(
+            zoneinfo_suffix("/usr/share/zoneinfo/Europe/Paris"),
+            Tz::named("Europe/Paris")
+        );
+        assert_eq!(zoneinfo_suffix("../usr/share/zoneinfo/UTC"), Some(Tz::Utc));
+        assert_eq!(
+            zoneinfo_suffix("/var/db/timezone/zoneinfo/Asia/Tokyo"),
+            Tz::named("Asia/Tokyo")
+        );
+        assert_eq!(zoneinfo_suffix("/etc/foo"), None);
+    }
 }
