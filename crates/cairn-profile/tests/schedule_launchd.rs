@@ -14,14 +14,14 @@ use chrono::{Datelike as _, Local, NaiveDate, NaiveDateTime, TimeZone as _, Time
 use schedule_common::{ctx, external, spec};
 use serde_json::Value;
 
-/// Parse a plist file with Python's plistlib, as JSON.
-fn plistlib(python: &Path, path: &Path) -> Value {
+/// Parse plist files with Python's plistlib (one interpreter for all), as JSON.
+fn plistlib_all(python: &Path, paths: &[&Path]) -> Vec<Value> {
     let out = Command::new(python)
         .args([
             "-c",
-            "import plistlib, json, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))",
+            "import plistlib, json, sys; print(json.dumps([plistlib.load(open(p, 'rb')) for p in sys.argv[1:]]))",
         ])
-        .arg(path)
+        .args(paths)
         .output()
         .unwrap();
     assert!(
@@ -29,7 +29,14 @@ fn plistlib(python: &Path, path: &Path) -> Value {
         "plistlib: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    match serde_json::from_slice(&out.stdout).unwrap() {
+        Value::Array(a) => a,
+        other => panic!("{other}"),
+    }
+}
+
+fn plistlib(python: &Path, path: &Path) -> Value {
+    plistlib_all(python, &[path]).remove(0)
 }
 
 fn write_plist(
@@ -55,24 +62,23 @@ fn intervals(v: &Value) -> Vec<serde_json::Map<String, Value>> {
     }
 }
 
-/// Whether a launchd interval fires at local minute `t`.
-fn fires(i: &serde_json::Map<String, Value>, t: NaiveDateTime) -> bool {
-    let want = |k: &str, actual: u32| match i.get(k) {
-        None => true,
-        Some(v) => {
-            let v = v.as_u64().unwrap() as u32;
-            if k == "Weekday" {
-                v % 7 == actual
-            } else {
-                v == actual
-            }
-        }
-    };
-    want("Minute", t.minute())
-        && want("Hour", t.hour())
-        && want("Day", t.day())
-        && want("Month", t.month())
-        && want("Weekday", t.weekday().num_days_from_sunday())
+/// Whether a launchd interval (Minute, Hour, Day, Month, Weekday) fires at local minute `t`.
+fn fires(i: &[Option<u32>; 5], t: NaiveDateTime) -> bool {
+    let actual = [
+        t.minute(),
+        t.hour(),
+        t.day(),
+        t.month(),
+        t.weekday().num_days_from_sunday(),
+    ];
+    i.iter()
+        .zip(actual)
+        .enumerate()
+        .all(|(k, (want, got))| match want {
+            None => true,
+            Some(w) if k == 4 => w % 7 == got,
+            Some(w) => *w == got,
+        })
 }
 
 /// Local minutes of 2025 at which the expression elapses (cairn-calendar).
@@ -107,6 +113,21 @@ fn expression_minutes(expr: &str) -> BTreeSet<NaiveDateTime> {
 }
 
 fn interval_minutes(ivs: &[serde_json::Map<String, Value>]) -> BTreeSet<NaiveDateTime> {
+    for i in ivs {
+        for k in i.keys() {
+            assert!(
+                ["Minute", "Hour", "Day", "Month", "Weekday"].contains(&k.as_str()),
+                "{k}"
+            );
+        }
+    }
+    let ivs: Vec<[Option<u32>; 5]> = ivs
+        .iter()
+        .map(|i| {
+            ["Minute", "Hour", "Day", "Month", "Weekday"]
+                .map(|k| i.get(k).map(|v| v.as_u64().unwrap() as u32))
+        })
+        .collect();
     let mut t = NaiveDate::from_ymd_opt(2025, 1, 1)
         .unwrap()
         .and_hms_opt(0, 0, 0)
@@ -142,14 +163,23 @@ fn plists_parse_and_fire_at_the_expression_minutes_for_a_year() {
         &["quarterly"],
         &["*-06-15 08:00", "*-12-24 18:45"],
     ];
-    for at in exprs {
-        let dir = tempfile::tempdir().unwrap();
-        let (job, path) = write_plist(
-            &spec("Nidoking", "backup", at),
-            &Global::default(),
-            dir.path(),
-        );
-        let v = plistlib(&python, &path);
+    let dirs: Vec<tempfile::TempDir> = exprs.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let written: Vec<_> = exprs
+        .iter()
+        .zip(&dirs)
+        .map(|(at, dir)| {
+            write_plist(
+                &spec("Nidoking", "backup", at),
+                &Global::default(),
+                dir.path(),
+            )
+        })
+        .collect();
+    let parsed = plistlib_all(
+        &python,
+        &written.iter().map(|(_, p)| p.as_path()).collect::<Vec<_>>(),
+    );
+    for ((at, (job, _)), v) in exprs.iter().zip(&written).zip(parsed) {
         assert_eq!(v["Label"], "cairn.nidoking.backup");
         assert_eq!(job.name, "cairn.nidoking.backup");
         let ivs = intervals(&v);
@@ -408,5 +438,4 @@ fn warns_about_systemd_only_settings() {
     s.user = Some("x".into());
     s.permission = Some("user".into());
     assert!(generate(&Scheduler::Launchd, &s, &Global::default(), &c).is_err());
-    let _ = Utc::now();
 }

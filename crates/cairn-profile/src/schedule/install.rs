@@ -168,6 +168,21 @@ pub fn install(
             for f in &job.files {
                 needs_root(&id, job.scope, ctx, &f.path)?;
             }
+            if ctx.unit_dir_override.is_none() {
+                // The same job installed with the other permission keeps running too.
+                let other = match job.scope {
+                    Scope::User => PathBuf::from(systemd::SYSTEM_DIR),
+                    _ => systemd::user_dir(ctx),
+                };
+                if let Some(name) = job.files.first().and_then(|f| f.path.file_name())
+                    && other.join(name).exists()
+                {
+                    messages.push(format!(
+                        "warning: {} also exists; remove the old job with `cairn unschedule` using its previous schedule-permission",
+                        other.join(name).display()
+                    ));
+                }
+            }
             for f in &job.files {
                 write_file(&f.path, &f.contents, f.mode, 0o755)?;
                 messages.push(format!("wrote {}", f.path.display()));

@@ -295,5 +295,39 @@ fn refuses_bad_names_and_expressions() {
     let e = generate(&Scheduler::Systemd, &s, &g, &c).unwrap_err();
     assert!(matches!(e, ScheduleError::Calendar { .. }), "{e}");
     assert!(e.to_string().contains("Mon..Fri 25:00"));
-    let _ = Duration::ZERO;
+}
+
+#[test]
+fn lock_policies() {
+    let mut s = spec();
+    assert_eq!(lock_policy(&s).unwrap(), LockPolicy::Wait(None));
+    s.lock_wait = Some(Duration::from_secs(2));
+    assert_eq!(lock_policy(&s).unwrap(), LockPolicy::Wait(None));
+    s.lock_wait = Some(Duration::from_secs(300));
+    assert_eq!(
+        lock_policy(&s).unwrap(),
+        LockPolicy::Wait(Some(Duration::from_secs(300)))
+    );
+    s.lock_mode = Some("fail".into());
+    assert_eq!(lock_policy(&s).unwrap(), LockPolicy::Fail);
+    s.lock_mode = Some("Ignore".into());
+    assert_eq!(lock_policy(&s).unwrap(), LockPolicy::Ignore);
+    s.lock_mode = Some("wait".into());
+    assert!(lock_policy(&s).is_err());
+}
+
+#[test]
+fn context_of_this_process() {
+    let profile_env = BTreeMap::from([("CAIRN_TEST_PROFILE_VAR".to_string(), "1".to_string())]);
+    let c = JobContext::from_process(Path::new("some/profiles.toml"), &profile_env).unwrap();
+    assert!(c.binary.is_absolute() && c.binary.exists());
+    assert!(c.config_file.is_absolute() && c.config_file.ends_with("some/profiles.toml"));
+    assert_eq!(c.working_dir, std::env::current_dir().unwrap());
+    assert_eq!(
+        c.env.get("CAIRN_TEST_PROFILE_VAR").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(c.is_root, nix::unistd::geteuid().is_root());
+    assert!(!c.user.is_empty());
+    assert_eq!(c.unit_dir_override, None);
 }
