@@ -138,7 +138,7 @@ impl ProfileLock {
     }
 
     /// Warnings produced while acquiring (already logged with
-    /// [`log_message`](crate::output::log_message)).
+    /// [`crate::output::log_message`]).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }

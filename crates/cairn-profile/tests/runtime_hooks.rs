@@ -245,20 +245,23 @@ fn seed_zsh_hooks_with_stand_in_op_and_curl() {
 #[test]
 fn stream_error_callbacks() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
+    let outdir = dir.path().join("out");
+    std::fs::create_dir(&outdir).unwrap();
     let mut env = base_env(None);
-    env.insert("OUT".into(), out.to_str().unwrap().into());
+    env.insert("OUTDIR".into(), outdir.to_str().unwrap().into());
     env.insert("PROFILE_NAME".into(), "vps".into());
     let specs = vec![
         StreamErrorSpec {
             pattern: "no space left on device".into(),
-            run: "{ printf '%s:' \"$PROFILE_NAME\"; cat; } >> \"$OUT\"".into(),
+            // Callbacks run concurrently: each writes its own file.
+            run: "{ printf '%s:' \"$PROFILE_NAME\"; cat; } > \"$(mktemp \"$OUTDIR/cb.XXXXXX\")\""
+                .into(),
             min_matches: 2,
             max_runs: 2,
         },
         StreamErrorSpec {
             pattern: "^Fatal: unable to create lock".into(),
-            run: "sed 's/^/lock:/' >> \"$OUT\"".into(),
+            run: "sed 's/^/lock:/' > \"$(mktemp \"$OUTDIR/cb.XXXXXX\")\"".into(),
             min_matches: 0,
             max_runs: 0,
         },
@@ -274,21 +277,20 @@ fn stream_error_callbacks() {
     w.feed("Fatal: unable to create lock in backend: a");
     w.feed("Fatal: unable to create lock in backend: b");
     w.wait();
-    let mut lines: Vec<String> = std::fs::read_to_string(&out)
+    let mut lines: Vec<String> = std::fs::read_dir(&outdir)
         .unwrap()
-        .lines()
-        .map(String::from)
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     lines.sort();
     assert_eq!(
         lines,
         vec![
-            "lock:Fatal: unable to create lock in backend: a",
-            "lock:Fatal: unable to create lock in backend: b",
+            "lock:Fatal: unable to create lock in backend: a\n",
+            "lock:Fatal: unable to create lock in backend: b\n",
             // After min-matches 2: run at match 2, then 2 more matches needed (match 4); at
             // most 2 runs.
-            "vps:write x: no space left on device 2",
-            "vps:write x: no space left on device 4",
+            "vps:write x: no space left on device 2\n",
+            "vps:write x: no space left on device 4\n",
         ]
     );
 
