@@ -129,6 +129,8 @@ both = ["broken", "default"]
     };
     let o = e.cairn(&["default.init"]).output().unwrap();
     assert!(o.status.success(), "init: {}", text(&o));
+    // Profile-level hooks run for every command, init included: start from a clean record.
+    e.reset_order();
     e
 }
 
@@ -179,14 +181,13 @@ impl Env {
             .requests()
             .into_iter()
             .skip(from)
-            .filter(|r| r.path.starts_with(&format!("/{HC_UUID}")))
+            .filter(|r| r.path().starts_with(&format!("/{HC_UUID}")))
             .map(|r| {
-                let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
-                let rid = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("rid="))
-                    .map(str::to_string);
-                (path.to_string(), rid, String::from_utf8_lossy(&r.body).into_owned())
+                (
+                    r.path().to_string(),
+                    r.query_param("rid").map(str::to_string),
+                    String::from_utf8_lossy(&r.body).into_owned(),
+                )
             })
             .collect()
     }
@@ -197,7 +198,12 @@ fn success_runs_hooks_in_order_and_reports_everywhere() {
     let Some(_) = external("restic") else { return };
     let e = setup("");
     let o = e.cairn(&["default.backup"]).output().unwrap();
-    assert!(o.status.success(), "{}\nlog:\n{}", text(&o), e.read("run.log"));
+    assert!(
+        o.status.success(),
+        "{}\nlog:\n{}",
+        text(&o),
+        e.read("run.log")
+    );
     assert_eq!(
         e.order(),
         [
@@ -213,15 +219,21 @@ fn success_runs_hooks_in_order_and_reports_everywhere() {
     assert_eq!(pings.len(), 2, "{pings:?}");
     assert_eq!(pings[0].0, format!("/{HC_UUID}/start"));
     assert_eq!(pings[1].0, format!("/{HC_UUID}"));
-    assert!(pings[0].1.is_some() && pings[0].1 == pings[1].1, "rid pairs: {pings:?}");
-    assert!(pings[1].2.contains("snapshot"), "log tail body: {}", pings[1].2);
+    assert!(
+        pings[0].1.is_some() && pings[0].1 == pings[1].1,
+        "rid pairs: {pings:?}"
+    );
+    assert!(
+        pings[1].2.contains("snapshot"),
+        "log tail body: {}",
+        pings[1].2
+    );
     // HTTP hook with $VAR expansion.
-    let hooks: Vec<_> = e
-        .hc
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/hook/default")
-        .collect();
+    let hooks: Vec<_> =
+        e.hc.requests()
+            .into_iter()
+            .filter(|r| r.path() == "/hook/default")
+            .collect();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].method, "POST");
     assert_eq!(String::from_utf8_lossy(&hooks[0].body), "done backup");
@@ -242,7 +254,10 @@ fn success_runs_hooks_in_order_and_reports_everywhere() {
                 && l.ends_with(" 2")),
         "{metrics}"
     );
-    assert!(metrics.contains("resticprofile_backup_files_new{"), "{metrics}");
+    assert!(
+        metrics.contains("resticprofile_backup_files_new{"),
+        "{metrics}"
+    );
     // restic reads the repository.
     let restic = external("restic").unwrap();
     let o = Command::new(restic)
@@ -281,13 +296,24 @@ fn failures_run_failure_hooks_and_ping_fail() {
     let o = e.cairn(&["broken.backup"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let order = e.order();
-    assert_eq!(order.first().map(String::as_str), Some("P.before broken backup from-profile"));
-    assert!(order.iter().any(|l| l.starts_with("S.fail backup on profile 'broken'")), "{order:?}");
+    assert_eq!(
+        order.first().map(String::as_str),
+        Some("P.before broken backup from-profile")
+    );
+    assert!(
+        order
+            .iter()
+            .any(|l| l.starts_with("S.fail backup on profile 'broken'")),
+        "{order:?}"
+    );
     assert!(order.iter().any(|l| l.starts_with("P.fail ")), "{order:?}");
     assert_eq!(&order[order.len() - 2..], ["S.finally", "P.finally"]);
     assert!(!e.read("stderr.txt").is_empty(), "ERROR_STDERR empty");
     let pings = e.pings(0);
-    assert_eq!(pings.last().map(|p| p.0.clone()), Some(format!("/{HC_UUID}/fail")));
+    assert_eq!(
+        pings.last().map(|p| p.0.clone()),
+        Some(format!("/{HC_UUID}/fail"))
+    );
     let st: serde_json::Value = serde_json::from_str(&e.read("status.json")).unwrap();
     assert_eq!(st["profiles"]["broken"]["backup"]["success"], false, "{st}");
 
@@ -302,8 +328,14 @@ fn failures_run_failure_hooks_and_ping_fail() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(e.order().iter().any(|l| l.starts_with("S.fail")));
     let pings = e.pings(n);
-    assert_eq!(pings.last().map(|p| p.0.clone()), Some(format!("/{HC_UUID}/fail")));
-    assert!(pings.last().unwrap().2.contains("wrong password"), "{pings:?}");
+    assert_eq!(
+        pings.last().map(|p| p.0.clone()),
+        Some(format!("/{HC_UUID}/fail"))
+    );
+    assert!(
+        pings.last().unwrap().2.contains("wrong password"),
+        "{pings:?}"
+    );
 
     // Lock held by another run: no hook runs, exit 1, but the monitor hears about it.
     e.reset_order();
@@ -319,9 +351,16 @@ fn failures_run_failure_hooks_and_ping_fail() {
     let _ = holder.kill();
     let _ = holder.wait();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(e.order().is_empty(), "hooks ran despite the lock: {:?}", e.order());
+    assert!(
+        e.order().is_empty(),
+        "hooks ran despite the lock: {:?}",
+        e.order()
+    );
     let pings = e.pings(n);
-    assert_eq!(pings.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), [format!("/{HC_UUID}/fail")]);
+    assert_eq!(
+        pings.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+        [format!("/{HC_UUID}/fail")]
+    );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("already running")
             || e.read("run.log").contains("already running"),
@@ -337,14 +376,27 @@ fn groups_stop_or_continue_and_dry_run_changes_nothing() {
     // The group stops at the failing first member by default.
     let o = e.cairn(&["both.backup"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(!e.order().iter().any(|l| l.contains("default backup")), "{:?}", e.order());
+    assert!(
+        !e.order().iter().any(|l| l.contains("default backup")),
+        "{:?}",
+        e.order()
+    );
     // With group-continue-on-error the second member runs (and the group still fails).
-    let cfg = e.read("profiles.toml").replace("min-memory = 0", "min-memory = 0\ngroup-continue-on-error = true");
+    let cfg = e.read("profiles.toml").replace(
+        "min-memory = 0",
+        "min-memory = 0\ngroup-continue-on-error = true",
+    );
     std::fs::write(e.root.join("profiles.toml"), cfg).unwrap();
     e.reset_order();
     let o = e.cairn(&["both.backup"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(e.order().iter().any(|l| l == "P.before default backup from-profile"), "{:?}", e.order());
+    assert!(
+        e.order()
+            .iter()
+            .any(|l| l == "P.before default backup from-profile"),
+        "{:?}",
+        e.order()
+    );
     // --dry-run: no hook, no snapshot, no ping; the commands are printed.
     e.reset_order();
     let n = e.hc.requests().len();
@@ -354,23 +406,32 @@ fn groups_stop_or_continue_and_dry_run_changes_nothing() {
     assert!(e.order().is_empty());
     assert_eq!(e.hc.requests().len(), n);
     assert_eq!(e.read("status.json"), before);
-    assert!(e.read("run.log").contains("dry-run"), "{}", e.read("run.log"));
+    assert!(
+        e.read("run.log").contains("dry-run"),
+        "{}",
+        e.read("run.log")
+    );
 }
 
 /// A real Prometheus Pushgateway receives the metrics of backup and check.
 #[test]
 fn metrics_reach_a_real_pushgateway() {
     let Some(_) = external("restic") else { return };
-    let Some(pg) = external("prometheus-pushgateway") else { return };
+    let Some(pg) = external("prometheus-pushgateway") else {
+        return;
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let tmp = tempfile::tempdir().unwrap();
-    let mut gw = Command::new(pg)
+    let gw = Command::new(pg)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--persistence.file={}", tmp.path().join("p").display()))
+        .arg(format!(
+            "--persistence.file={}",
+            tmp.path().join("p").display()
+        ))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -382,7 +443,7 @@ fn metrics_reach_a_real_pushgateway() {
             let _ = self.0.wait();
         }
     }
-    let mut gw_guard = Kill(gw);
+    let _gw = Kill(gw);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
@@ -397,12 +458,16 @@ fn metrics_reach_a_real_pushgateway() {
     let body = reqwest_get(&format!("http://127.0.0.1:{port}/metrics"));
     let line = body
         .lines()
-        .find(|l| l.starts_with("resticprofile_backup_files_new{") && l.contains("profile=\"pushed\""))
+        .find(|l| {
+            l.starts_with("resticprofile_backup_files_new{") && l.contains("profile=\"pushed\"")
+        })
         .unwrap_or_else(|| panic!("no backup metrics in the gateway:\n{body}"));
     assert!(line.contains("job=\"pushed.backup\""), "{line}");
     assert!(line.ends_with(" 2"), "{line}");
-    assert!(body.contains("resticprofile_check_status{"), "check metrics: {body}");
-    drop(&mut gw_guard);
+    assert!(
+        body.contains("resticprofile_check_status{"),
+        "check metrics: {body}"
+    );
 }
 
 fn reqwest_get(url: &str) -> String {

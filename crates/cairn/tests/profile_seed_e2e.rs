@@ -64,8 +64,11 @@ fn setup(os: &str, replace: &[(&str, String)]) -> Option<Seed> {
     for e in std::fs::read_dir(cfg.join("curlrc")).unwrap() {
         let p = e.unwrap().path();
         let t = std::fs::read_to_string(&p).unwrap();
-        std::fs::write(&p, t.replace("https://hc-ping.com/", &format!("{}/", server.url())))
-            .unwrap();
+        std::fs::write(
+            &p,
+            t.replace("https://hc-ping.com/", &format!("{}/", server.url())),
+        )
+        .unwrap();
     }
     let mut profiles = std::fs::read_to_string(cfg.join("profiles.toml")).unwrap();
     for (from, to) in replace {
@@ -165,7 +168,7 @@ impl Seed {
             .map(|r| {
                 (
                     r.method.clone(),
-                    r.path.clone(),
+                    r.path().to_string(),
                     String::from_utf8_lossy(&r.body).into_owned(),
                 )
             })
@@ -198,7 +201,11 @@ fn ubuntu_vps_backup_runs_like_resticprofile() {
     std::fs::create_dir_all(b.join("cache-dir")).unwrap();
     std::fs::write(a.join("ssh/sshd_config"), "Port 22\n").unwrap();
     std::fs::write(b.join("notes.txt"), "hello\n").unwrap();
-    std::fs::write(b.join("cache-dir/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55\n").unwrap();
+    std::fs::write(
+        b.join("cache-dir/CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n",
+    )
+    .unwrap();
     std::fs::write(b.join("cache-dir/junk"), "cached\n").unwrap();
     let sources = format!("'{}',\n  '{}',", a.display(), b.display());
     let Some(seed) = setup(
@@ -212,7 +219,10 @@ fn ubuntu_vps_backup_runs_like_resticprofile() {
     let o = seed.run("untrusted.init", None).output().unwrap();
     assert!(o.status.success(), "init failed\n{}", output_text(&o));
 
-    let o = seed.run("vps.backup", Some("log/vps/backup.log")).output().unwrap();
+    let o = seed
+        .run("vps.backup", Some("log/vps/backup.log"))
+        .output()
+        .unwrap();
     let log = std::fs::read_to_string(seed.cfg.join("log/vps/backup.log")).unwrap_or_default();
     assert!(
         o.status.success(),
@@ -224,10 +234,20 @@ fn ubuntu_vps_backup_runs_like_resticprofile() {
     // Pings: /start from run-before, then success with the log tail as body (run-after).
     let pings = seed.pings();
     let paths: Vec<&str> = pings.iter().map(|p| p.1.as_str()).collect();
-    assert_eq!(paths, ["/test-check-uuid/start", "/test-check-uuid"], "{pings:?}");
+    assert_eq!(
+        paths,
+        ["/test-check-uuid/start", "/test-check-uuid"],
+        "{pings:?}"
+    );
     let body = &pings[1].2;
-    assert!(body.contains("snapshot") && body.contains("saved"), "body: {body}");
-    assert!(body.contains("profile 'vps': starting 'backup'"), "body: {body}");
+    assert!(
+        body.contains("snapshot") && body.contains("saved"),
+        "body: {body}"
+    );
+    assert!(
+        body.contains("profile 'vps': starting 'backup'"),
+        "body: {body}"
+    );
     // The hooks' output (print_versions) is in the log, before the engine output.
     let v = log.find("cairn").expect("versions in the log");
     let s = log.find("snapshot").expect("snapshot line in the log");
@@ -243,9 +263,17 @@ fn ubuntu_vps_backup_runs_like_resticprofile() {
     assert!(p["backup"]["files_new"].as_u64().unwrap() >= 2, "{st}");
 
     // restic reads the repository; host, paths and exclusions are the profile's.
-    let o = seed.restic().args(["check", "--read-data"]).output().unwrap();
+    let o = seed
+        .restic()
+        .args(["check", "--read-data"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "restic check\n{}", output_text(&o));
-    let o = seed.restic().args(["snapshots", "--json"]).output().unwrap();
+    let o = seed
+        .restic()
+        .args(["snapshots", "--json"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", output_text(&o));
     let snaps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(snaps[0]["hostname"], "vps.manselmi.com");
@@ -276,8 +304,16 @@ fn ubuntu_vps_backup_runs_like_resticprofile() {
     assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
     let pings = seed.pings();
     let new: Vec<&str> = pings[n..].iter().map(|p| p.1.as_str()).collect();
-    assert_eq!(new, ["/test-check-uuid/start", "/test-check-uuid/fail"], "{pings:?}");
-    assert!(pings[n + 1].2.contains("wrong password"), "{}", pings[n + 1].2);
+    assert_eq!(
+        new,
+        ["/test-check-uuid/start", "/test-check-uuid/fail"],
+        "{pings:?}"
+    );
+    assert!(
+        pings[n + 1].2.contains("wrong password"),
+        "{}",
+        pings[n + 1].2
+    );
     let st = seed.status("vps");
     assert_eq!(st["profiles"]["vps"]["backup"]["success"], false, "{st}");
     assert_eq!(st["profiles"]["vps"]["backup"]["files_new"], 0, "{st}");
@@ -312,12 +348,22 @@ fn macos_profiles_nidoking_backup_and_gdrive_mount_check() {
     let o = seed.run("manselmi.init", None).output().unwrap();
     assert!(o.status.success(), "init failed\n{}", output_text(&o));
 
-    let o = seed.run("nidoking.backup", Some("log/nidoking/backup.log")).output().unwrap();
+    let o = seed
+        .run("nidoking.backup", Some("log/nidoking/backup.log"))
+        .output()
+        .unwrap();
     let log = std::fs::read_to_string(seed.cfg.join("log/nidoking/backup.log")).unwrap_or_default();
     assert!(o.status.success(), "{}\nlog:\n{log}", output_text(&o));
     let st = seed.status("nidoking");
-    assert_eq!(st["profiles"]["nidoking"]["backup"]["success"], true, "{st}");
-    let o = seed.restic().args(["snapshots", "--json"]).output().unwrap();
+    assert_eq!(
+        st["profiles"]["nidoking"]["backup"]["success"], true,
+        "{st}"
+    );
+    let o = seed
+        .restic()
+        .args(["snapshots", "--json"])
+        .output()
+        .unwrap();
     let snaps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(snaps[0]["hostname"], "Nidoking");
     let o = seed.restic().args(["ls", "latest"]).output().unwrap();
@@ -332,8 +378,20 @@ fn macos_profiles_nidoking_backup_and_gdrive_mount_check() {
     assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
     let pings = seed.pings();
     let new: Vec<&str> = pings[n..].iter().map(|p| p.1.as_str()).collect();
-    assert_eq!(new, ["/test-check-uuid/start", "/test-check-uuid/fail"], "{pings:?}");
-    let o = seed.restic().args(["snapshots", "--json"]).output().unwrap();
+    assert_eq!(
+        new,
+        ["/test-check-uuid/start", "/test-check-uuid/fail"],
+        "{pings:?}"
+    );
+    let o = seed
+        .restic()
+        .args(["snapshots", "--json"])
+        .output()
+        .unwrap();
     let snaps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(snaps.as_array().map(Vec::len), Some(1), "no gdrive snapshot");
+    assert_eq!(
+        snaps.as_array().map(Vec::len),
+        Some(1),
+        "no gdrive snapshot"
+    );
 }

@@ -72,7 +72,27 @@ struct Family {
 /// The metrics of `run` in the Prometheus text exposition format (version 0.0.4): families
 /// sorted by name, each with `# HELP` and `# TYPE … gauge`, label names sorted, values escaped.
 pub fn render_text(run: &MetricsRun) -> String {
-    let mut families = families(run);
+    render_text_many(std::slice::from_ref(run))
+}
+
+/// The metrics of several runs of one profile run (backup, then its retention and check) in
+/// one exposition: families merged by name, identical samples once.
+pub fn render_text_many(runs: &[MetricsRun]) -> String {
+    let mut families: Vec<Family> = Vec::new();
+    for run in runs {
+        for f in families_of(run) {
+            match families.iter_mut().find(|x| x.name == f.name) {
+                Some(x) => {
+                    for s in f.samples {
+                        if !x.samples.contains(&s) {
+                            x.samples.push(s);
+                        }
+                    }
+                }
+                None => families.push(f),
+            }
+        }
+    }
     families.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::new();
     for family in families {
@@ -101,7 +121,7 @@ pub fn render_text(run: &MetricsRun) -> String {
     out
 }
 
-fn families(run: &MetricsRun) -> Vec<Family> {
+fn families_of(run: &MetricsRun) -> Vec<Family> {
     let labels = base_labels(run);
     let with = |extra: &[(&str, &str)]| {
         let mut l: BTreeMap<String, String> = labels.clone();
@@ -292,6 +312,11 @@ fn format_float(v: f64) -> String {
 /// Writes the metrics to `path` for the node-exporter textfile collector: temporary file in
 /// the same directory, fsync, rename (mode 0644).
 pub fn save_to_file(path: &Path, run: &MetricsRun) -> io::Result<()> {
+    save_many_to_file(path, std::slice::from_ref(run))
+}
+
+/// [`save_to_file`] for the runs of one profile run, merged ([`render_text_many`]).
+pub fn save_many_to_file(path: &Path, runs: &[MetricsRun]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -311,7 +336,7 @@ pub fn save_to_file(path: &Path, run: &MetricsRun) -> io::Result<()> {
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
-    tmp.write_all(render_text(run).as_bytes())?;
+    tmp.write_all(render_text_many(runs).as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -85,12 +85,18 @@ fn run_prepared(step: &Step<'_, '_>) -> RunReport {
     if let Some(e) = &error {
         log_message(&format!("{}", e.info.message));
         step.send("send-after-fail", &sends.after_fail, Some(&e.info));
-        let section_fail = step.run_hooks("run-after-fail", &section_hooks.run_after_fail, Some(&e.info));
+        let section_fail = step.run_hooks(
+            "run-after-fail",
+            &section_hooks.run_after_fail,
+            Some(&e.info),
+        );
         match section_fail {
             Ok(()) => {
-                if let Err(e2) =
-                    step.run_hooks("run-after-fail", &profile_hooks.run_after_fail, Some(&e.info))
-                {
+                if let Err(e2) = step.run_hooks(
+                    "run-after-fail",
+                    &profile_hooks.run_after_fail,
+                    Some(&e.info),
+                ) {
                     log_message(&e2.info.message);
                 }
             }

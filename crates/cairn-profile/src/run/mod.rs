@@ -57,7 +57,7 @@ pub struct Runner<'a> {
     /// Template data of this process.
     pub ctx: RenderContext,
     /// Side-effecting template functions (private temp dir, `{{env}}` files).
-    pub funcs: &'a dyn cairn_template::RuntimeFuncs,
+    pub funcs: &'a cairn_template::PrivateTemp,
     /// The output router when output goes through one (log file, stderr capture).
     pub router: Option<&'a OutputRouter>,
     /// Invocation settings.
@@ -67,7 +67,10 @@ pub struct Runner<'a> {
 impl Runner<'_> {
     /// Run `command` on the profile or group `name`.
     pub fn run(&self, name: &str, command: &str) -> RunReport {
-        let groups = self.config.groups(&self.ctx, self.funcs).unwrap_or_default();
+        let groups = self
+            .config
+            .groups(&self.ctx, self.funcs)
+            .unwrap_or_default();
         if let Some(g) = groups.iter().find(|g| g.name.eq_ignore_ascii_case(name)) {
             let is_profile = self
                 .config
@@ -88,10 +91,7 @@ impl Runner<'_> {
             .unwrap_or(self.global.group_continue_on_error);
         let mut first_error: Option<RunReport> = None;
         for p in &group.profiles {
-            crate::output::log_message(&format!(
-                "group '{}': running profile '{p}'",
-                group.name
-            ));
+            crate::output::log_message(&format!("group '{}': running profile '{p}'", group.name));
             let r = flow::run_profile(self, p, command, Some(&group.name));
             if r.exit_code != 0 {
                 if r.exit_code == 130 || !go_on {

@@ -18,6 +18,22 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Keep the last `max` bytes of `s` (on a character boundary): ERROR_STDERR goes into a
+/// hook's environment, where one string may not exceed 128 KiB on Linux.
+fn tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s.get(start..).unwrap_or_default().to_string()
+}
+
+/// Most stderr bytes passed to failure hooks.
+const STDERR_LIMIT: usize = 64 * 1024;
+
 /// What an engine step is recorded as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum StepKind {
@@ -70,12 +86,26 @@ pub(super) struct Step<'r, 'a> {
     log_start: Option<(PathBuf, u64)>,
     summary: RefCell<Vec<String>>,
     extra: Vec<String>,
+    /// Metrics of the steps so far (the textfile holds every step of the run).
+    metrics: RefCell<Vec<StepMetrics>>,
+}
+
+/// The data of one step's metrics, owned.
+struct StepMetrics {
+    command: &'static str,
+    status: RunStatus,
+    duration: Duration,
+    end: chrono::DateTime<chrono::Utc>,
+    backup: Option<crate::types::BackupStats>,
 }
 
 /// Multi-word engine commands typed as `repair-snapshots` or `repair` + `snapshots`.
 fn normalize_command(command: &str, extra: &mut Vec<String>) -> String {
     for parent in ["repair", "key"] {
-        if let Some(sub) = command.strip_prefix(parent).and_then(|s| s.strip_prefix('-')) {
+        if let Some(sub) = command
+            .strip_prefix(parent)
+            .and_then(|s| s.strip_prefix('-'))
+        {
             return format!("{parent} {sub}");
         }
         if command == parent
@@ -97,6 +127,8 @@ impl<'r, 'a> Step<'r, 'a> {
         command: &str,
         group: Option<&str>,
     ) -> Result<Self, StepError> {
+        // `{{ env }}` hands out this profile's dotenv file.
+        runner.funcs.set_profile(name);
         let load = |ctx: &crate::config::RenderContext| {
             runner
                 .config
@@ -154,6 +186,7 @@ impl<'r, 'a> Step<'r, 'a> {
             log_start,
             summary: RefCell::new(Vec::new()),
             extra,
+            metrics: RefCell::new(Vec::new()),
         };
         step.apply_env();
         Ok(step)
@@ -214,9 +247,18 @@ impl<'r, 'a> Step<'r, 'a> {
         .map_err(|e| StepError::plain(e.message))
     }
 
-    /// Built-in Healthchecks monitor, when configured (URL secret resolved).
+    /// Built-in Healthchecks monitor, when configured (URL secret resolved). A profile-level
+    /// `healthchecks-url` monitors `backup` runs; any other command is monitored only when its
+    /// own section sets one (so `snapshots` or `init` typed at the console ping nothing).
     pub fn healthchecks(&self) -> Option<Healthchecks> {
-        let spec = self.profile.healthchecks()?;
+        let section = self.section().to_string();
+        let own = ["healthchecks-url", "healthchecks-url-command"]
+            .iter()
+            .any(|k| self.profile.string_in(&section, k).is_some());
+        if self.command != "backup" && !own {
+            return None;
+        }
+        let spec = self.profile.healthchecks_in(&section)?;
         if !spec.interactive && self.runner.opts.interactive {
             return None;
         }
@@ -308,7 +350,14 @@ impl<'r, 'a> Step<'r, 'a> {
             if let Some(r) = self.runner.router {
                 r.begin_stderr_capture();
             }
-            let result = crate::hooks::run_hook(shell, script, &HookContext { env: &env, cwd: &cwd });
+            let result = crate::hooks::run_hook(
+                shell,
+                script,
+                &HookContext {
+                    env: &env,
+                    cwd: &cwd,
+                },
+            );
             self.flush();
             let stderr = self
                 .runner
@@ -321,7 +370,7 @@ impl<'r, 'a> Step<'r, 'a> {
                         message: format!("{kind} on profile '{}': {}", self.name, e.message),
                         command_line: crate::secrets::redact(&e.command_line),
                         exit_code: e.exit_code,
-                        stderr: crate::secrets::redact(&stderr),
+                        stderr: tail(&crate::secrets::redact(&stderr), STDERR_LIMIT),
                     },
                     exit_code: 1,
                 });
@@ -488,7 +537,9 @@ impl<'r, 'a> Step<'r, 'a> {
         }
         if success {
             if result.exit_code == 3 {
-                log_message("warning: at least one source file could not be read (no-error-on-warning)");
+                log_message(
+                    "warning: at least one source file could not be read (no-error-on-warning)",
+                );
             }
             return Ok(result);
         }
@@ -501,7 +552,7 @@ impl<'r, 'a> Step<'r, 'a> {
                 message,
                 command_line,
                 exit_code: result.exit_code,
-                stderr: crate::secrets::redact(&stderr),
+                stderr: tail(&crate::secrets::redact(&stderr), STDERR_LIMIT),
             },
             exit_code: if result.exit_code == 130 { 130 } else { 1 },
         })
@@ -565,10 +616,7 @@ impl<'r, 'a> Step<'r, 'a> {
             if let Err(e) =
                 crate::monitor::status_file::record(&path, &self.name, status_kind, &entry)
             {
-                log_message(&format!(
-                    "cannot write status file {}: {e}",
-                    path.display()
-                ));
+                log_message(&format!("cannot write status file {}: {e}", path.display()));
             }
         }
         let prom = self.profile.prometheus();
@@ -586,24 +634,38 @@ impl<'r, 'a> Step<'r, 'a> {
             StepKind::Prune => "prune",
             _ => "backup",
         };
-        let run = MetricsRun {
-            profile: &self.name,
-            group: self.group.as_deref(),
+        self.metrics.borrow_mut().push(StepMetrics {
             command: cmd_name,
-            labels: &prom.labels,
             status,
             duration,
             end: chrono::Utc::now(),
-            backup: stats.as_ref(),
-            version: env!("CARGO_PKG_VERSION"),
+            backup: stats,
+        });
+        let steps = self.metrics.borrow();
+        let runs: Vec<MetricsRun> = steps
+            .iter()
+            .map(|m| MetricsRun {
+                profile: &self.name,
+                group: self.group.as_deref(),
+                command: m.command,
+                labels: &prom.labels,
+                status: m.status,
+                duration: m.duration,
+                end: m.end,
+                backup: m.backup.as_ref(),
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .collect();
+        let Some(run) = runs.last() else {
+            return;
         };
         if let Some(f) = &prom.save_to_file
-            && let Err(e) = crate::monitor::metrics::save_to_file(f, &run)
+            && let Err(e) = crate::monitor::metrics::save_many_to_file(f, &runs)
         {
             log_message(&format!("cannot write metrics to {}: {e}", f.display()));
         }
         if prom.push.is_some()
-            && let Some(w) = crate::monitor::metrics::push(&prom, &run, &self.http)
+            && let Some(w) = crate::monitor::metrics::push(&prom, run, &self.http)
         {
             log_message(&format!("prometheus push: {w}"));
         }
@@ -638,7 +700,10 @@ mod tests {
         assert_eq!(normalize_command("repair", &mut extra), "repair snapshots");
         assert_eq!(extra, ["--forget"]);
         let mut extra = vec![];
-        assert_eq!(normalize_command("repair-snapshots", &mut extra), "repair snapshots");
+        assert_eq!(
+            normalize_command("repair-snapshots", &mut extra),
+            "repair snapshots"
+        );
         assert_eq!(normalize_command("key-add", &mut extra), "key add");
         assert_eq!(normalize_command("backup", &mut extra), "backup");
     }

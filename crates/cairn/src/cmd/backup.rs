@@ -209,7 +209,11 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<()> {
         let json_status = g.json && !g.quiet;
         let reporter = (show_bar || json_status || profile.is_some()).then(|| {
             s.spawn(move || {
-                let mode = ProgressMode { bar: show_bar, json: json_status, profile: profile.as_deref() };
+                let mode = ProgressMode {
+                    bar: show_bar,
+                    json: json_status,
+                    profile: profile.as_deref(),
+                };
                 report_progress(progress, done, started, mode)
             })
         });
@@ -282,12 +286,16 @@ pub static PRINT_PROGRESS: AtomicBool = AtomicBool::new(false);
 fn live_progress_path(profile: &str) -> PathBuf {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("cairn-{}", nix::unistd::getuid()))
-        });
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("cairn-{}", nix::unistd::getuid())));
     let safe: String = profile
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     base.join("cairn-progress").join(format!("{safe}.json"))
 }

@@ -173,7 +173,8 @@ fn looks_like_profile_line(args: &[String]) -> bool {
         if OWN_COMMANDS.contains(&a.as_str()) {
             return true;
         }
-        return (a.contains('.') || a.contains('@')) && !crate::profile::schema::is_engine_command(a);
+        return (a.contains('.') || a.contains('@'))
+            && !crate::profile::schema::is_engine_command(a);
     }
     false
 }
@@ -286,7 +287,14 @@ fn split_command_word(word: &str) -> (Option<String>, Option<String>) {
         return (None, Some(word.to_string()));
     }
     match word.rsplit_once('.') {
-        Some((p, cmd)) => (Some(if p.is_empty() { "default".into() } else { p.into() }), some(cmd)),
+        Some((p, cmd)) => (
+            Some(if p.is_empty() {
+                "default".into()
+            } else {
+                p.into()
+            }),
+            some(cmd),
+        ),
         None => (None, Some(word.to_string())),
     }
 }

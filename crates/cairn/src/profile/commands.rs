@@ -111,7 +111,9 @@ pub fn find_schedule(
         return g.schedules.iter().find(|s| s.command == command).cloned();
     }
     let p = config.profile(profile, ctx, funcs).ok()?;
-    p.schedules(global).into_iter().find(|s| s.command == command)
+    p.schedules(global)
+        .into_iter()
+        .find(|s| s.command == command)
 }
 
 /// `status [PROFILE]`: the last result of each profile from its status file, and the live
@@ -326,7 +328,8 @@ pub fn json_schema() -> Result<String> {
         "key",
         "retention",
     ];
-    let hooks = json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]});
+    let hooks =
+        json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]});
     let send = json!({"type": "object", "properties": {
         "url": {"type": "string"}, "method": {"type": "string"},
         "headers": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "string"}}}},
@@ -340,7 +343,10 @@ pub fn json_schema() -> Result<String> {
             profile.insert(f, flag_schema(k));
         }
     }
-    profile.insert("env".into(), json!({"type": "object", "additionalProperties": {"type": "string"}}));
+    profile.insert(
+        "env".into(),
+        json!({"type": "object", "additionalProperties": {"type": "string"}}),
+    );
     for h in ["run-before", "run-after", "run-after-fail", "run-finally"] {
         profile.insert(h.into(), hooks.clone());
     }
@@ -365,12 +371,27 @@ pub fn json_schema() -> Result<String> {
         for h in ["run-before", "run-after", "run-after-fail", "run-finally"] {
             props.insert(h.into(), hooks.clone());
         }
-        for s in ["send-before", "send-after", "send-after-fail", "send-finally"] {
-            props.insert(s.into(), json!({"anyOf": [send.clone(), {"type": "array", "items": send.clone()}]}));
+        for s in [
+            "send-before",
+            "send-after",
+            "send-after-fail",
+            "send-finally",
+        ] {
+            props.insert(
+                s.into(),
+                json!({"anyOf": [send.clone(), {"type": "array", "items": send.clone()}]}),
+            );
         }
         match c {
             "backup" => {
-                for k in ["source", "check-before", "check-after", "no-error-on-warning", "stdin-command", "extended-status"] {
+                for k in [
+                    "source",
+                    "check-before",
+                    "check-after",
+                    "no-error-on-warning",
+                    "stdin-command",
+                    "extended-status",
+                ] {
                     props.insert(k.into(), json!({}));
                 }
             }
@@ -381,7 +402,10 @@ pub fn json_schema() -> Result<String> {
             }
             _ => {}
         }
-        profile.insert(c.into(), json!({"type": "object", "properties": Value::Object(props)}));
+        profile.insert(
+            c.into(),
+            json!({"type": "object", "properties": Value::Object(props)}),
+        );
     }
     let s = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -111,7 +111,11 @@ fn run(mut rp: RpArgs) -> Result<i32> {
             return commands::show(&config, &ctx, &funcs, &global, &name).map(|()| 0);
         }
         "status" => {
-            let name = rp.args.first().cloned().or(rp.profile.clone().or(rp.name.clone()));
+            let name = rp
+                .args
+                .first()
+                .cloned()
+                .or(rp.profile.clone().or(rp.name.clone()));
             return commands::status(&config, &ctx, &funcs, name.as_deref()).map(|()| 0);
         }
         "schedule" | "unschedule" => {
@@ -132,11 +136,15 @@ fn run(mut rp: RpArgs) -> Result<i32> {
         .clone()
         .or_else(|| schedule.as_ref().and_then(|s| s.command_output.clone()))
         .unwrap_or_else(|| global.command_output.clone());
-    let target = target.map(|t| LogTarget::parse(&t)).unwrap_or(LogTarget::Console);
-    let needs_router =
-        !matches!(target, LogTarget::Console) || !std::io::stderr().is_terminal();
+    let target = target
+        .map(|t| LogTarget::parse(&t))
+        .unwrap_or(LogTarget::Console);
+    let needs_router = !matches!(target, LogTarget::Console) || !std::io::stderr().is_terminal();
     let router = if needs_router {
-        match OutputRouter::install(&target, CommandOutput::parse(&mode).unwrap_or(CommandOutput::Auto)) {
+        match OutputRouter::install(
+            &target,
+            CommandOutput::parse(&mode).unwrap_or(CommandOutput::Auto),
+        ) {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("cannot set up logging: {e}");
@@ -155,14 +163,14 @@ fn run(mut rp: RpArgs) -> Result<i32> {
             None
         }
     });
-    let _inhibitor = match cairn_profile::run::prepare_process(&global, ignore_on_battery, rp.no_prio)
-    {
-        Ok(i) => i,
-        Err((code, msg)) => {
-            log_message(&msg);
-            return Ok(code);
-        }
-    };
+    let _inhibitor =
+        match cairn_profile::run::prepare_process(&global, ignore_on_battery, rp.no_prio) {
+            Ok(i) => i,
+            Err((code, msg)) => {
+                log_message(&msg);
+                return Ok(code);
+            }
+        };
     if rp.quiet {
         rp.args.insert(0, "--quiet".into());
     }

@@ -20,7 +20,10 @@ impl ClapSchema {
 
     /// The clap command for `command` (`backup`, `repair snapshots`, `key add`, `repair-snapshots`).
     fn find(&self, command: &str) -> Option<&clap::Command> {
-        let words: Vec<&str> = command.split([' ', '-']).filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> = command
+            .split([' ', '-'])
+            .filter(|w| !w.is_empty())
+            .collect();
         // A whole-word match first (`rebuild-index`), then the multi-word path.
         if let Some(c) = self.root.find_subcommand(command) {
             return Some(c);
