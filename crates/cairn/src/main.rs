@@ -146,7 +146,7 @@ fn main() -> ExitCode {
         profile::argv::Invocation::Profile(rp) => {
             install_signal_handling();
             init_tracing(rp.quiet, u8::from(rp.verbose));
-            return profile::main(rp);
+            return profile::main(*rp);
         }
     };
     install_signal_handling();

@@ -248,7 +248,7 @@ impl Http {
             None => {}
         }
         tracing::debug!("s3: {}", req.what);
-        let mut resp = rb.send().map_err(|e| transport_error(&req.what, &e))?;
+        let mut resp = rb.send().map_err(|e| transport_error(req.what, &e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let mut body = Vec::new();

@@ -83,7 +83,7 @@ fn run_prepared(step: &Step<'_, '_>) -> RunReport {
 
     let error = main.err();
     if let Some(e) = &error {
-        log_message(&format!("{}", e.info.message));
+        log_message(&e.info.message);
         step.send("send-after-fail", &sends.after_fail, Some(&e.info));
         let section_fail = step.run_hooks(
             "run-after-fail",

@@ -111,7 +111,7 @@ pub enum Invocation {
     /// restic's command line (parsed by clap as before).
     Restic(Vec<OsString>),
     /// resticprofile's command line.
-    Profile(RpArgs),
+    Profile(Box<RpArgs>),
 }
 
 fn env_bool(name: &str) -> bool {
@@ -147,7 +147,7 @@ pub fn classify(argv: Vec<OsString>) -> Invocation {
         return Invocation::Restic(argv);
     }
     if prog == "resticprofile" || looks_like_profile_line(&strs) {
-        return Invocation::Profile(parse_rp(&strs));
+        return Invocation::Profile(Box::new(parse_rp(&strs)));
     }
     Invocation::Restic(argv)
 }
@@ -309,7 +309,7 @@ mod tests {
 
     fn rp(v: &[&str]) -> RpArgs {
         match classify(os(v)) {
-            Invocation::Profile(r) => r,
+            Invocation::Profile(r) => *r,
             Invocation::Restic(a) => panic!("restic mode for {a:?}"),
         }
     }

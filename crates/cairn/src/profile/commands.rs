@@ -436,16 +436,3 @@ mod tests {
         assert!(props["backup"]["properties"]["keep-daily"].is_null());
     }
 }
-
-/// `schedule` / `unschedule` (wired to the schedule generators).
-pub fn schedule(
-    _config: &Config,
-    _ctx: &RenderContext,
-    _funcs: &dyn RuntimeFuncs,
-    _global: &Global,
-    command: &str,
-    _profile: &str,
-    _rp: &super::argv::RpArgs,
-) -> Result<()> {
-    bail!("{command}: not available yet")
-}

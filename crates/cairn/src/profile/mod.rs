@@ -5,6 +5,7 @@
 pub mod argv;
 mod commands;
 mod engine;
+mod schedule_cmd;
 pub mod schema;
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +47,7 @@ fn run(mut rp: RpArgs) -> Result<i32> {
             a.extend(rp.args.clone());
             return commands::generate(&a).map(|()| 0);
         }
+        Some("schedule") if schedule_cmd::next_only(&rp)? => return Ok(0),
         Some("help") => {
             print!("{}", commands::HELP);
             return Ok(0);
@@ -119,7 +121,7 @@ fn run(mut rp: RpArgs) -> Result<i32> {
             return commands::status(&config, &ctx, &funcs, name.as_deref()).map(|()| 0);
         }
         "schedule" | "unschedule" => {
-            return commands::schedule(&config, &ctx, &funcs, &global, &command, &profile, &rp)
+            return schedule_cmd::run(&config, &ctx, &funcs, &global, &command, &profile, &rp)
                 .map(|()| 0);
         }
         _ => {}

@@ -61,8 +61,7 @@ impl FlagSchema for ClapSchema {
         cmd.get_arguments()
             .find(|a| {
                 a.get_long() == Some(flag)
-                    || a.get_all_aliases()
-                        .is_some_and(|al| al.iter().any(|x| *x == flag))
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&flag))
             })
             .map(kind)
     }
@@ -76,6 +75,24 @@ impl FlagSchema for ClapSchema {
             })
             .unwrap_or_default()
     }
+}
+
+/// Whether `word` is one of the engine's top-level commands (`backup`, `rebuild-index`, ...).
+pub fn is_engine_command(word: &str) -> bool {
+    use std::sync::OnceLock;
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            crate::cli::Cli::command()
+                .get_subcommands()
+                .flat_map(|c| {
+                    std::iter::once(c.get_name().to_string())
+                        .chain(c.get_all_aliases().map(str::to_string))
+                })
+                .collect()
+        })
+        .iter()
+        .any(|n| n == word)
 }
 
 #[cfg(test)]
@@ -102,22 +119,4 @@ mod tests {
         assert_eq!(s.flag("repair snapshots", "forget"), Some(FlagKind::Bool));
         assert!(s.flags("prune").iter().any(|f| f == "max-unused"));
     }
-}
-
-/// Whether `word` is one of the engine's top-level commands (`backup`, `rebuild-index`, ...).
-pub fn is_engine_command(word: &str) -> bool {
-    use std::sync::OnceLock;
-    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            crate::cli::Cli::command()
-                .get_subcommands()
-                .flat_map(|c| {
-                    std::iter::once(c.get_name().to_string())
-                        .chain(c.get_all_aliases().map(str::to_string))
-                })
-                .collect()
-        })
-        .iter()
-        .any(|n| n == word)
 }
