@@ -88,6 +88,18 @@ pub(super) struct Step<'r, 'a> {
     extra: Vec<String>,
     /// Metrics of the steps so far (the textfile holds every step of the run).
     metrics: RefCell<Vec<StepMetrics>>,
+    /// The profile's `env` with secret references resolved (once per run).
+    env: BTreeMap<String, String>,
+}
+
+/// Resolve a secret reference (`op://`, `env:`, `file:`, `cmd:`, `keyring:`); a plain value
+/// comes back unchanged.
+fn resolve_value(value: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    match crate::secrets::resolve(value, env) {
+        Ok(Some(s)) => Ok(s.expose().to_string()),
+        Ok(None) => Ok(value.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The data of one step's metrics, owned.
@@ -147,7 +159,8 @@ impl<'r, 'a> Step<'r, 'a> {
             ctx.current_dir = dir;
             profile = load(&ctx)?;
         }
-        for w in &profile.warnings {
+        let lint = crate::options::lint(&profile, runner.schema);
+        for w in profile.warnings.iter().chain(&lint) {
             match w.line {
                 Some(l) => log_message(&format!("warning: {}:{l}: {}", w.file, w.message)),
                 None => log_message(&format!("warning: {}: {}", w.file, w.message)),
@@ -173,6 +186,18 @@ impl<'r, 'a> Step<'r, 'a> {
         });
         let mut extra = runner.opts.extra_args.clone();
         let command = normalize_command(command, &mut extra);
+        // Secret references in `env` values, resolved with the environment built so far.
+        let mut lookup: BTreeMap<String, String> = std::env::vars().collect();
+        let mut env = BTreeMap::new();
+        for (k, v) in profile.env() {
+            let value = resolve_value(&v, &lookup)
+                .map_err(|e| StepError::plain(format!("profile '{name}': env {k}: {e}")))?;
+            if value != v || crate::secrets::is_secret_env_name(&k) {
+                crate::secrets::register_secret(&value);
+            }
+            lookup.insert(k.clone(), value.clone());
+            env.insert(k, value);
+        }
         let step = Step {
             runner,
             profile,
@@ -187,6 +212,7 @@ impl<'r, 'a> Step<'r, 'a> {
             summary: RefCell::new(Vec::new()),
             extra,
             metrics: RefCell::new(Vec::new()),
+            env,
         };
         step.apply_env();
         Ok(step)
@@ -215,7 +241,7 @@ impl<'r, 'a> Step<'r, 'a> {
                 env.extend(pairs);
             }
         }
-        env.extend(self.profile.env());
+        env.extend(self.env.clone());
         env
     }
 
@@ -239,7 +265,7 @@ impl<'r, 'a> Step<'r, 'a> {
         crate::hooks::hook_env(
             &self.os_env,
             &self.profile.env_files(),
-            &self.profile.env(),
+            &self.env,
             &self.name,
             &self.command,
             error,
@@ -394,13 +420,39 @@ impl<'r, 'a> Step<'r, 'a> {
             return;
         }
         let env: BTreeMap<String, String> = std::env::vars().collect();
+        let mut resolved = Vec::with_capacity(specs.len());
+        for s in specs {
+            let mut s = s.clone();
+            let fix = |v: &mut String| match resolve_value(v, &env) {
+                Ok(r) => {
+                    *v = r;
+                    true
+                }
+                Err(e) => {
+                    log_message(&format!("{kind}: {e}"));
+                    false
+                }
+            };
+            let mut ok = fix(&mut s.url);
+            for (_, v) in &mut s.headers {
+                ok &= fix(v);
+            }
+            if ok {
+                resolved.push(s);
+            }
+        }
         let ctx = SendContext {
             profile: &self.name,
             command: &self.command,
             error,
             env: &env,
         };
-        for w in crate::monitor::send::send_all(specs, &ctx, &self.http) {
+        for w in crate::monitor::send::send_all_with_funcs(
+            &resolved,
+            &ctx,
+            &self.http,
+            self.runner.funcs,
+        ) {
             log_message(&format!("{kind}: {w}"));
         }
     }
@@ -435,6 +487,18 @@ impl<'r, 'a> Step<'r, 'a> {
             .map_err(|e| StepError::plain(format!("profile '{}': {e}", self.name)))?;
         if with_extra {
             args.extend(self.extra.iter().cloned());
+        }
+        let lookup: BTreeMap<String, String> = std::env::vars().chain(self.env.clone()).collect();
+        for a in &mut args {
+            if let Some((flag, value)) = a.split_once('=')
+                && flag.starts_with("--")
+                && is_reference(value)
+            {
+                let v = resolve_value(value, &lookup).map_err(|e| {
+                    StepError::plain(format!("profile '{}': {flag}: {e}", self.name))
+                })?;
+                *a = format!("{flag}={v}");
+            }
         }
         let call = EngineCall {
             command,
@@ -670,6 +734,13 @@ impl<'r, 'a> Step<'r, 'a> {
             log_message(&format!("prometheus push: {w}"));
         }
     }
+}
+
+/// Whether an option value is a secret reference.
+fn is_reference(v: &str) -> bool {
+    ["op://", "env:", "file:", "cmd:", "keyring:"]
+        .iter()
+        .any(|p| v.starts_with(p))
 }
 
 /// Arguments that locate and open the repository (kept for the `unlock` retry).

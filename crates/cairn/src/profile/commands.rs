@@ -87,7 +87,9 @@ pub fn show(
     println!("    prevent-sleep: {}", global.prevent_sleep);
     println!();
     print!("{}", p.show());
-    for w in &p.warnings {
+    let schema = super::schema::ClapSchema::new();
+    let lint = cairn_profile::options::lint(&p, &schema);
+    for w in p.warnings.iter().chain(&lint) {
         match w.line {
             Some(l) => eprintln!("warning: {}:{l}: {}", w.file, w.message),
             None => eprintln!("warning: {}: {}", w.file, w.message),
