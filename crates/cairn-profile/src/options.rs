@@ -68,6 +68,7 @@ fn orchestration(key: &str) -> bool {
     ]
     .contains(&key)
         || key == "schedule"
+        || key == "schedules"
         || key.starts_with("schedule-")
         || key.starts_with("healthchecks-")
         || key == "use"
@@ -554,7 +555,7 @@ const COMMON_COMMANDS: [&str; 20] = [
 ];
 
 /// Sections that are not engine commands.
-const NON_COMMAND_SECTIONS: [&str; 3] = ["retention", "env", "prometheus-labels"];
+const NON_COMMAND_SECTIONS: [&str; 4] = ["retention", "env", "prometheus-labels", "schedules"];
 
 /// Keys that no command accepts (typos, flags of another engine), with the nearest valid name:
 /// profile-level keys no common command accepts, section keys the section's command does not

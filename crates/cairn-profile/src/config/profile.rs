@@ -425,6 +425,19 @@ impl Profile {
                 out.push(s);
             }
         }
+        // v2: `schedules.<command>` at profile level; a section's own schedule wins.
+        if let Some(t) = self.tree.table("schedules") {
+            for s in super::schedule::profile_schedules(
+                &self.name,
+                t,
+                &global.schedule_defaults,
+                &mut warnings,
+            ) {
+                if !out.iter().any(|o| o.command == s.command) {
+                    out.push(s);
+                }
+            }
+        }
         out
     }
 }

@@ -229,6 +229,32 @@ pub(crate) fn section_schedule(
 }
 
 /// A v2 group's `schedules` table: command → schedule (string, list or table form).
+/// A profile's v2 `schedules` table (`schedules.<command> = { at = …, … }` or
+/// `schedules.<command> = "daily"`), over `[global.schedule-defaults]`.
+pub(crate) fn profile_schedules(
+    profile: &str,
+    table: &Table,
+    defaults: &ScheduleSpec,
+    warnings: &mut Vec<Warning>,
+) -> Vec<ScheduleSpec> {
+    let mut out = Vec::new();
+    for (command, e) in table.iter() {
+        let mut spec = defaults.clone();
+        spec.profile = profile.to_string();
+        spec.command = command.clone();
+        spec.is_group = false;
+        spec.at = Vec::new();
+        match &e.value {
+            Node::Table(t) => apply_table(&mut spec, t, warnings),
+            other => {
+                apply_key(&mut spec, "at", other, Some(&e.origin), warnings);
+            }
+        }
+        out.push(spec);
+    }
+    out
+}
+
 pub(crate) fn group_schedules(
     group: &str,
     table: &Table,
@@ -323,5 +349,37 @@ mod tests {
             "{:?}",
             w
         );
+    }
+}
+
+#[cfg(test)]
+mod profile_schedules_tests {
+    use super::*;
+    use crate::config::parse::{Format, parse_text};
+    use std::sync::Arc;
+
+    #[test]
+    fn v2_profile_schedules_table() {
+        let t = parse_text(
+            "[schedules]\nbackup = { at = [\"daily\"], permission = \"system\" }\ncheck = \"weekly\"\n",
+            Format::Toml,
+            &Arc::from("p.toml"),
+        )
+        .unwrap();
+        let defaults = ScheduleSpec {
+            priority: Some("background".into()),
+            ..ScheduleSpec::default()
+        };
+        let mut w = Vec::new();
+        let specs = profile_schedules("home", t.table("schedules").unwrap(), &defaults, &mut w);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(specs.len(), 2);
+        let b = specs.iter().find(|s| s.command == "backup").unwrap();
+        assert_eq!(b.at, ["daily"]);
+        assert_eq!(b.permission.as_deref(), Some("system"));
+        assert_eq!(b.priority.as_deref(), Some("background"));
+        assert!(!b.is_group);
+        let c = specs.iter().find(|s| s.command == "check").unwrap();
+        assert_eq!(c.at, ["weekly"]);
     }
 }
