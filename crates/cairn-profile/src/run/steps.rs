@@ -485,8 +485,8 @@ impl<'r, 'a> Step<'r, 'a> {
     ) -> Result<EngineResult, StepError> {
         let mut args = crate::options::command_args(&self.profile, section, self.runner.schema)
             .map_err(|e| StepError::plain(format!("profile '{}': {e}", self.name)))?;
-        if with_extra {
-            args.extend(self.extra.iter().cloned());
+        if with_extra && !self.extra.is_empty() {
+            args = override_args(args, &self.extra, self.runner.schema, command);
         }
         let lookup: BTreeMap<String, String> = std::env::vars().chain(self.env.clone()).collect();
         for a in &mut args {
@@ -736,6 +736,48 @@ impl<'r, 'a> Step<'r, 'a> {
     }
 }
 
+/// The long name of a flag argument (`--host=x` → `host`, `-r` → `repo`).
+fn flag_name(a: &str) -> Option<String> {
+    if let Some(long) = a.strip_prefix("--") {
+        return Some(long.split('=').next().unwrap_or(long).to_string());
+    }
+    let short = match a.get(..2)? {
+        "-r" => "repo",
+        "-p" => "password-file",
+        "-o" => "option",
+        "-q" => "quiet",
+        "-H" => "host",
+        "-n" => "dry-run",
+        "-e" => "exclude",
+        "-x" => "one-file-system",
+        _ => return None,
+    };
+    Some(short.to_string())
+}
+
+/// Profile arguments followed by the user's: a flag the user gives replaces the profile's
+/// value (the engine accepts one value per single-valued flag); repeatable flags add up.
+fn override_args(
+    profile: Vec<String>,
+    extra: &[String],
+    schema: &dyn crate::types::FlagSchema,
+    command: &str,
+) -> Vec<String> {
+    let given: Vec<String> = extra.iter().filter_map(|a| flag_name(a)).collect();
+    let mut out: Vec<String> = profile
+        .into_iter()
+        .filter(|a| match a.strip_prefix("--").and_then(|_| flag_name(a)) {
+            Some(name) if given.contains(&name) => matches!(
+                schema.flag(command, &name),
+                Some(crate::types::FlagKind::Repeated | crate::types::FlagKind::Count)
+            ),
+            _ => true,
+        })
+        .collect();
+    out.extend(extra.iter().cloned());
+    out
+}
+
 /// Whether an option value is a secret reference.
 fn is_reference(v: &str) -> bool {
     ["op://", "env:", "file:", "cmd:", "keyring:"]
@@ -764,6 +806,62 @@ fn is_global_repo_arg(a: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Schema;
+    impl crate::types::FlagSchema for Schema {
+        fn has_command(&self, _: &str) -> bool {
+            true
+        }
+        fn flag(&self, _: &str, flag: &str) -> Option<crate::types::FlagKind> {
+            use crate::types::FlagKind::*;
+            Some(match flag {
+                "tag" => Repeated,
+                "verbose" => Count,
+                "exclude-caches" => Bool,
+                _ => Value,
+            })
+        }
+        fn flags(&self, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn user_flags_replace_single_valued_profile_flags() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let out = override_args(
+            s(&[
+                "--host=a",
+                "--tag=x",
+                "--exclude-caches",
+                "--verbose",
+                "/etc",
+            ]),
+            &s(&["--host", "b", "--tag=y", "--exclude-caches", "-v"]),
+            &Schema,
+            "backup",
+        );
+        assert_eq!(
+            out,
+            s(&[
+                "--tag=x",
+                "--verbose",
+                "/etc",
+                "--host",
+                "b",
+                "--tag=y",
+                "--exclude-caches",
+                "-v"
+            ])
+        );
+        let out = override_args(
+            s(&["--repo=/r", "/etc"]),
+            &s(&["-r", "/other"]),
+            &Schema,
+            "backup",
+        );
+        assert_eq!(out, s(&["/etc", "-r", "/other"]));
+    }
 
     #[test]
     fn multi_word_commands() {
