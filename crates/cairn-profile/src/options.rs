@@ -10,7 +10,7 @@ use crate::config::{ConfigError, ConfigErrorKind, Profile, Warning, suggest};
 use crate::types::{FlagKind, FlagSchema};
 
 /// Profile-level keys that never reach the engine (§3.1).
-const PROFILE_ONLY: [&str; 21] = [
+pub const PROFILE_ONLY: [&str; 21] = [
     "inherit",
     "description",
     "base-dir",
@@ -632,8 +632,9 @@ fn lint_section(profile: &Profile, schema: &dyn FlagSchema, section: &str, out: 
     }
 }
 
-/// Orchestration keys offered as suggestions next to engine flags.
-const ORCHESTRATION_KEYS: [&str; 24] = [
+/// Orchestration keys offered as suggestions next to engine flags (also the non-engine keys of
+/// the JSON schema).
+pub const ORCHESTRATION_KEYS: [&str; 24] = [
     "run-before",
     "run-after",
     "run-after-fail",

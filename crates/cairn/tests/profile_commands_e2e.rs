@@ -196,6 +196,14 @@ fn sigusr1_prints_backup_progress_into_the_log() {
             .any(|l| l.contains("files") && l.contains('%') && l.starts_with('['))
         {
             saw = true;
+            // `status` shows the live progress of the running backup.
+            let o = cairn(d, &["status", "home"]).output().unwrap();
+            let st = text(&o);
+            // Still no summary in the log: the backup ran during the whole `status` call.
+            let after = std::fs::read_to_string(&log).unwrap_or_default();
+            if !after.contains("saved") {
+                assert!(st.contains("running now: pid"), "{st}");
+            }
             break;
         }
         if child.try_wait().unwrap().is_some() {

@@ -8,38 +8,12 @@ use super::profile::Profile;
 /// Replacement for masked values.
 const MASK: &str = "×××";
 
-/// Masks the password of `user:pass@host` in a URL (anywhere after `://`).
-pub fn mask_url(value: &str) -> String {
-    let Some(scheme_end) = value.find("://") else {
-        return value.to_string();
-    };
-    let start = scheme_end + 3;
-    let rest = &value[start..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return value.to_string();
-    };
-    let userinfo = &authority[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return value.to_string();
-    };
-    format!(
-        "{}{}:{MASK}{}",
-        &value[..start],
-        &userinfo[..colon],
-        &value[start + at..]
-    )
-}
+pub use crate::secrets::mask_url;
 
 /// Whether an environment variable's whole value is secret (`.+_KEY`, `.+_TOKEN`,
 /// `.*PASSWORD.*`, `.*SECRET.*`).
 pub(crate) fn env_is_secret(name: &str) -> bool {
-    let n = name.to_uppercase();
-    (n.len() > 4 && n.ends_with("_KEY"))
-        || (n.len() > 6 && n.ends_with("_TOKEN"))
-        || n.contains("PASSWORD")
-        || n.contains("SECRET")
+    crate::secrets::is_secret_env_name(name)
 }
 
 /// Whether an environment variable may hold a URL with credentials (`.+_AUTH`, `.+_URL`).

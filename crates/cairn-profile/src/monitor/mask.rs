@@ -3,28 +3,7 @@
 /// The replacement text for masked secrets.
 pub const MASK: &str = "×××";
 
-/// Replaces the password of `scheme://user:password@host/...` with `×××`. URLs without a
-/// password come back unchanged.
-pub fn mask_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = url.get(authority_start..).unwrap_or("");
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = rest.get(..authority_len).unwrap_or("");
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = authority.get(..at).unwrap_or("");
-    let Some(colon) = userinfo.find(':') else {
-        return url.to_string();
-    };
-    let user = userinfo.get(..colon).unwrap_or("");
-    let after_userinfo = rest.get(at..).unwrap_or("");
-    let prefix = url.get(..authority_start).unwrap_or("");
-    format!("{prefix}{user}:{MASK}{after_userinfo}")
-}
+pub use crate::secrets::mask_url;
 
 /// The value of a header as it may be logged: `Authorization` (and `Proxy-Authorization`)
 /// values are masked, everything else is shown.

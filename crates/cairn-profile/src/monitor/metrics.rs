@@ -349,32 +349,14 @@ pub fn job_name(spec: &PrometheusSpec, run: &MetricsRun) -> String {
         Some(job) if !job.is_empty() => job.to_string(),
         _ => return format!("{}.{}", run.profile, run.command),
     };
-    let mut out = String::new();
-    let mut rest = template.as_str();
-    while let Some(pos) = rest.find('$') {
-        out.push_str(rest.get(..pos).unwrap_or(""));
-        let after = rest.get(pos + 1..).unwrap_or("");
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix("{command}") {
-            out.push_str(run.command);
-            rest = tail;
-        } else if after.starts_with("command")
-            && !after
-                .get(7..)
-                .unwrap_or("")
-                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        {
-            out.push_str(run.command);
-            rest = after.get(7..).unwrap_or("");
+    // Only `$command` is a variable here; any other `$NAME` stays as written.
+    super::send::expand(&template, &|name| {
+        if name == "command" {
+            run.command.to_string()
         } else {
-            out.push('$');
-            rest = after;
+            format!("${name}")
         }
-    }
-    out.push_str(rest);
-    out
+    })
 }
 
 /// `<push>/metrics/job/<job>`; jobs with characters outside `[A-Za-z0-9._~-]` use the

@@ -23,6 +23,8 @@ pub struct EngineResult {
     pub error: Option<String>,
     /// Backup counters, when the command was a backup that wrote (or would write) a snapshot.
     pub stats: Option<BackupStats>,
+    /// With exit code 11: how old the conflicting repository lock is (from its creation time).
+    pub lock_age: Option<std::time::Duration>,
 }
 
 /// Runs engine commands.

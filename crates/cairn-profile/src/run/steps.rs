@@ -537,7 +537,20 @@ impl<'r, 'a> Step<'r, 'a> {
                 .map(|r| r.take_stderr())
                 .unwrap_or_default();
             if result.exit_code == 11 {
-                if self.profile.force_inactive_lock() && !unlocked_once {
+                // resticprofile's stale-lock rule: older than max(restic-stale-lock-age, 15m).
+                let stale = match (result.lock_age, self.runner.global.restic_stale_lock_age) {
+                    (Some(age), Some(limit)) if !limit.is_zero() => {
+                        age >= limit.max(Duration::from_secs(15 * 60))
+                    }
+                    _ => false,
+                };
+                if stale && !self.profile.force_inactive_lock() {
+                    log_message(
+                        "the repository lock looks stale: set `force-inactive-lock = true` in the \
+                         profile, or run `cairn unlock` after checking no other backup runs",
+                    );
+                }
+                if stale && self.profile.force_inactive_lock() && !unlocked_once {
                     unlocked_once = true;
                     log_message("repository is locked: removing stale locks (force-inactive-lock)");
                     let unlock_args: Vec<String> = args

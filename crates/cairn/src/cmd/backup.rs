@@ -351,7 +351,7 @@ fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, mode
     let profile = mode.profile;
     let mut last_json = Instant::now();
     let mut last_line = Instant::now();
-    let mut last_file = Instant::now();
+    let mut last_file: Option<Instant> = None;
     let live = profile.map(live_progress_path);
     if let Some(path) = &live
         && let Some(dir) = path.parent()
@@ -363,8 +363,8 @@ fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, mode
         let s = p.snapshot();
         if let Some(path) = &live {
             let line = progress_line(&s, started.elapsed());
-            if last_file.elapsed() >= Duration::from_secs(1) {
-                last_file = Instant::now();
+            if last_file.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                last_file = Some(Instant::now());
                 let v = serde_json::json!({"pid": std::process::id(), "line": line});
                 let tmp = path.with_extension("tmp");
                 if std::fs::write(&tmp, v.to_string()).is_ok() {

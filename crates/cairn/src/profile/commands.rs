@@ -239,41 +239,16 @@ pub fn generate(args: &[String]) -> Result<()> {
     }
 }
 
-/// Keys every profile may carry that are not engine flags (spec §3.1, §5, §10, §11, §13).
-const PROFILE_KEYS: &[&str] = &[
-    "inherit",
-    "description",
-    "base-dir",
-    "lock",
-    "force-inactive-lock",
-    "initialize",
-    "env-file",
-    "status-file",
-    "prometheus-save-to-file",
-    "prometheus-push",
-    "prometheus-push-job",
-    "prometheus-push-format",
-    "healthchecks-url",
-    "healthchecks-url-command",
+/// Extension keys of profiles and sections besides resticprofile's orchestration keys.
+const EXTENSION_KEYS: &[&str] = &[
     "healthchecks-body",
     "healthchecks-body-limit",
     "healthchecks-timeout",
     "healthchecks-retries",
     "healthchecks-interactive",
-    "systemd-drop-in-files",
-];
-
-const SECTION_KEYS: &[&str] = &[
-    "run-before",
-    "run-after",
-    "run-after-fail",
-    "run-finally",
-    "schedule",
-    "schedule-permission",
+    "schedules",
     "schedule-priority",
-    "schedule-log",
     "schedule-lock-mode",
-    "schedule-lock-wait",
     "schedule-capture-environment",
     "schedule-ignore-on-battery",
     "schedule-ignore-on-battery-less-than",
@@ -337,7 +312,11 @@ pub fn json_schema() -> Result<String> {
         "headers": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "string"}}}},
         "body": {"type": "string"}, "body-template": {"type": "string"}, "skip-tls-verification": {"type": "boolean"}}});
     let mut profile = Map::new();
-    for k in PROFILE_KEYS {
+    let keys = cairn_profile::options::PROFILE_ONLY
+        .iter()
+        .chain(cairn_profile::options::ORCHESTRATION_KEYS.iter())
+        .chain(EXTENSION_KEYS);
+    for k in keys {
         profile.insert((*k).into(), json!({}));
     }
     for f in schema.flags("snapshots") {
@@ -367,7 +346,10 @@ pub fn json_schema() -> Result<String> {
                 props.insert(f, flag_schema(k));
             }
         }
-        for k in SECTION_KEYS {
+        for k in cairn_profile::options::ORCHESTRATION_KEYS
+            .iter()
+            .chain(EXTENSION_KEYS)
+        {
             props.insert((*k).into(), json!({}));
         }
         for h in ["run-before", "run-after", "run-after-fail", "run-finally"] {

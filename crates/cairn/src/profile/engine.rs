@@ -48,6 +48,24 @@ impl InProcessEngine {
     }
 }
 
+/// The age of the conflicting repository lock of a "repository is locked" error.
+fn lock_age(e: &anyhow::Error) -> Option<std::time::Duration> {
+    use cairn_repo::RepoError;
+    let conflict = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<RepoError>() {
+            Some(RepoError::Locked(l)) => Some(l.time.clone()),
+            _ => match c.downcast_ref::<cairn_engine::EngineError>() {
+                Some(cairn_engine::EngineError::Repo(RepoError::Locked(l))) => Some(l.time.clone()),
+                _ => None,
+            },
+        })?;
+    let created = chrono::DateTime::parse_from_rfc3339(&conflict).ok()?;
+    (chrono::Utc::now() - created.with_timezone(&chrono::Utc))
+        .to_std()
+        .ok()
+}
+
 impl Engine for InProcessEngine {
     fn run(&self, call: &EngineCall) -> EngineResult {
         let (args, pw_cmd) = take_password_command(call.args);
@@ -60,6 +78,7 @@ impl Engine for InProcessEngine {
                 exit_code: code,
                 error: Some(msg),
                 stats: None,
+                lock_age: None,
             }
         };
         let cli = match crate::cli::Cli::try_parse_from(&argv) {
@@ -82,6 +101,7 @@ impl Engine for InProcessEngine {
                 exit_code: 0,
                 error: None,
                 stats,
+                lock_age: None,
             },
             Err(e) => {
                 let code = i32::from(crate::exit_code(&e));
@@ -99,6 +119,7 @@ impl Engine for InProcessEngine {
                     exit_code: code,
                     error: Some(msg),
                     stats,
+                    lock_age: lock_age(&e),
                 }
             }
         }
