@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of Cairn against restic through remote backends on loopback:
-#   rest  — both tools back up to `cairn serve` (restic's REST protocol, HTTP/1.1 or HTTP/2)
-#   sftp  — both tools back up to OpenSSH's sshd (a throwaway instance on a free port)
+#   rest   — both tools back up to `cairn serve` (restic's REST protocol, HTTP/1.1 or HTTP/2)
+#   sftp   — both tools back up to OpenSSH's sshd (a throwaway instance on a free port)
+#   s3     — both tools back up to moto_server (pip install 'moto[server]'; slow in itself)
+#   rclone — both tools start `rclone serve restic --stdio` on a local-disk rclone remote
 # Steps per tool and transport: init, first backup, unchanged re-run, restore (fresh directory).
 #
 #   cargo build --release -p cairn
 #   bench/run-remote.sh                               # realtree, rest + sftp, 2 repetitions
 #   CORPUS=smallfiles TRANSPORTS=sftp REPS=1 bench/run-remote.sh
+#   TRANSPORTS="s3 rclone" bench/run-remote.sh
 #
 # Needs: apt-get install -y restic openssh-server time; the corpora of ../shared/bench
 # (python3 ../shared/bench/corpus.py build all). Prints medians and ratios restic/cairn
@@ -76,6 +79,21 @@ EOF
   SFTP_BASE=$work/sftp-data
 }
 
+start_s3() {
+  local port; port=$(free_port)
+  moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
+  S3_URL="s3:http://127.0.0.1:$port"
+}
+
+start_rclone() {
+  export RCLONE_CONFIG_BENCHLOCAL_TYPE=local
+  mkdir -p "$work/rclone-data"
+  RCLONE_BASE=$work/rclone-data
+}
+
 # measure TRANSPORT TOOL REP STEP CMD... : wall seconds and peak RSS of the client
 measure() {
   local t=$1 tool=$2 rep=$3 step=$4; shift 4
@@ -96,6 +114,8 @@ run_tool() {  # transport tool rep
   case $t in
     rest) repo="$REST_URL/$tool-$rep" ;;
     sftp) repo="sftp:127.0.0.1:$SFTP_BASE/$tool-$rep"; opts=(-o "sftp.command=$SFTP_CMD") ;;
+    s3) repo="$S3_URL/bench-$tool-$rep" ;;
+    rclone) repo="rclone:benchlocal:$RCLONE_BASE/$tool-$rep" ;;
   esac
   local cache=$work/cache-$t-$tool-$rep restore=$work/restore-$t-$tool-$rep
   export RESTIC_CACHE_DIR=$cache
@@ -107,11 +127,14 @@ run_tool() {  # transport tool rep
 }
 
 for t in $TRANSPORTS; do
-  case $t in rest) start_rest ;; sftp) start_sftp ;; *) echo "unknown transport $t" >&2; exit 1 ;; esac
+  case $t in
+    rest) start_rest ;; sftp) start_sftp ;; s3) start_s3 ;; rclone) start_rclone ;;
+    *) echo "unknown transport $t" >&2; exit 1 ;;
+  esac
   for rep in $(seq "$REPS"); do
     for tool in restic cairn; do run_tool "$t" "$tool" "$rep"; done
   done
-  rm -rf "$work/rest-data" "$work/sftp-data"
+  rm -rf "$work/rest-data" "$work/sftp-data" "$work/rclone-data"
 done
 
 python3 - "$results" "${SRC:-$CORPUS}" <<'EOF'
