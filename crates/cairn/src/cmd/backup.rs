@@ -300,7 +300,8 @@ fn live_progress_path(profile: &str) -> PathBuf {
     base.join("cairn-progress").join(format!("{safe}.json"))
 }
 
-/// One human progress line in restic's style: `[m:ss] 12.34%  n files x, total m files y, e errors ETA m:ss`.
+/// One human progress line in restic's style:
+/// `[m:ss] 12.34%  n files x, total m files y, r/s, e errors ETA m:ss`.
 fn progress_line(s: &cairn_engine::backup::ProgressSnapshot, elapsed: Duration) -> String {
     let frac = if s.total_bytes > 0 {
         s.bytes_done as f64 / s.total_bytes as f64
@@ -314,8 +315,13 @@ fn progress_line(s: &cairn_engine::backup::ProgressSnapshot, elapsed: Duration) 
     } else {
         String::new()
     };
+    let rate = if elapsed.as_secs_f64() > 0.0 {
+        (s.bytes_done as f64 / elapsed.as_secs_f64()) as u64
+    } else {
+        0
+    };
     format!(
-        "[{}:{:02}] {:.2}%  {} files {}, total {} files {}, {} errors{eta}",
+        "[{}:{:02}] {:.2}%  {} files {}, total {} files {}, {}/s, {} errors{eta}",
         secs / 60,
         secs % 60,
         frac * 100.0,
@@ -323,6 +329,7 @@ fn progress_line(s: &cairn_engine::backup::ProgressSnapshot, elapsed: Duration) 
         output::size(s.bytes_done),
         s.total_files,
         output::size(s.total_bytes),
+        output::size(rate),
         s.errors
     )
 }
