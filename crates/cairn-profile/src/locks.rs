@@ -603,15 +603,7 @@ fn process_start_time(pid: u32) -> Option<u64> {
 /// Formats a duration like Go's `Duration.String()` truncated to seconds: `1h2m3s`, `5m0s`,
 /// `45s`, `0s`.
 pub fn go_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (h, m, sec) = (s / 3600, (s / 60) % 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m}m{sec}s")
-    } else if m > 0 {
-        format!("{m}m{sec}s")
-    } else {
-        format!("{sec}s")
-    }
+    crate::config::format_go_duration(Duration::from_secs(d.as_secs()))
 }
 
 #[cfg(test)]

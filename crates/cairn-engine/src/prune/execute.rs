@@ -147,7 +147,8 @@ pub fn execute(
     if !to_repack.is_empty() {
         progress.start(Phase::Repack, to_repack.len() as u64);
         let pack_size = usize::try_from(opts.pack_size).unwrap_or(usize::MAX);
-        let mode = StoreMode::new(repo.version(), opts.compression, pack_size);
+        let mut mode = StoreMode::new(repo.version(), opts.compression, pack_size);
+        mode.compress_all = opts.repack_uncompressed;
         new_packs = repack::repack(repo, &to_repack, keep, mode, progress)?;
         st.repacked = to_repack.len() as u64;
         st.packs_written = new_packs.len() as u64;

@@ -53,6 +53,10 @@ pub(super) struct StoreMode {
     pub compress_data: Option<i32>,
     /// Compress uncompressed tree blobs with this level (v2).
     pub compress_trees: Option<i32>,
+    /// Compress uncompressed data blobs even when that does not make them smaller
+    /// (`--repack-uncompressed`: restic's "everything compressed" result). Otherwise an
+    /// incompressible data blob stays plain, as backup stores it.
+    pub compress_all: bool,
 }
 
 impl StoreMode {
@@ -67,6 +71,7 @@ impl StoreMode {
             pack_size,
             compress_data: (version >= 2 && compression != CompressionMode::Off).then_some(level),
             compress_trees: (version >= 2).then_some(level),
+            compress_all: false,
         }
     }
 }
@@ -208,8 +213,8 @@ impl Shared<'_> {
         Ok(())
     }
 
-    /// Store a verified blob: compressed if it is uncompressed and should not be, else the
-    /// sealed bytes as they are.
+    /// Store a verified blob: compressed if it is uncompressed and should not be (unless it
+    /// is data that does not compress), else the sealed bytes as they are.
     fn store(&self, b: &PackBlob, raw: &[u8], plain: &[u8]) -> Result<()> {
         let level = match b.blob_type {
             BlobType::Data => self.out.mode.compress_data,
@@ -219,10 +224,15 @@ impl Shared<'_> {
             Some(level) if !b.is_compressed() && !plain.is_empty() => {
                 let ulen = u32::try_from(plain.len())
                     .map_err(|_| EngineError::Invalid("blob larger than 4 GiB".into()))?;
-                let sealed = self
-                    .repo
-                    .master_key()
-                    .seal(&compress::compress(plain, level));
+                let c = compress::compress(plain, level);
+                if b.blob_type == BlobType::Data
+                    && !self.out.mode.compress_all
+                    && c.len() >= plain.len()
+                {
+                    // Incompressible: kept plain, as backup stores it.
+                    return self.out.add(b.blob_type, b.id, raw, b.uncompressed_length);
+                }
+                let sealed = self.repo.master_key().seal(&c);
                 self.out.add(b.blob_type, b.id, &sealed, Some(ulen))
             }
             _ => self.out.add(b.blob_type, b.id, raw, b.uncompressed_length),
