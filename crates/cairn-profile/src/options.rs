@@ -56,17 +56,10 @@ fn section_only(section: &str, key: &str) -> bool {
 }
 
 fn orchestration(key: &str) -> bool {
-    [
-        "run-before",
-        "run-after",
-        "run-after-fail",
-        "run-finally",
-        "send-before",
-        "send-after",
-        "send-after-fail",
-        "send-finally",
-    ]
-    .contains(&key)
+    // The first eight suggestion keys are the hooks and HTTP hooks.
+    ORCHESTRATION_KEYS
+        .get(..8)
+        .is_some_and(|hooks| hooks.contains(&key))
         || key == "schedule"
         || key == "schedules"
         || key.starts_with("schedule-")
