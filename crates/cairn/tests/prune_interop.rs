@@ -528,7 +528,13 @@ fn interrupted_prune_leaves_a_valid_repository_and_resumes() {
         let after = prune(&repo, &["--dry-run"]);
         assert_eq!(n(&after, "bytes", "unused"), 0, "{phase}: {after}");
         assert_eq!(n(&after, "bytes", "unreferenced"), 0, "{phase}: {after}");
-        assert_eq!(n(&after, "packfiles", "repack"), 0, "{phase}: {after}");
+        // Nothing unused is left to repack. What may remain planned is restic's small-pack
+        // merge: when the resumed prune leaves exactly 10 small fully used packs (9 kept small
+        // ones plus its own last partial pack, depending on how the base's packs were cut),
+        // the next prune merges them. That is the rule, not a leftover.
+        assert_eq!(n(&after, "bytes", "repack_remove"), 0, "{phase}: {after}");
+        let repack = n(&after, "packfiles", "repack");
+        assert!(repack == 0 || repack >= 10, "{phase}: {after}");
         verify_some(
             b,
             &repo,
