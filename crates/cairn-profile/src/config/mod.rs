@@ -14,7 +14,7 @@ pub(crate) mod node;
 mod parse;
 pub(crate) mod paths;
 mod profile;
-mod render;
+pub(crate) mod render;
 mod schedule;
 mod show;
 

@@ -154,7 +154,20 @@ fn template_error(display: &str, e: &TemplateError) -> ConfigError {
 /// `.CurrentDir`, `.TempDir`, `.BinaryDir`, `.Hostname`, `.OS`, `.Arch`, `.Env` (every name
 /// also upper-cased), `.Schedule.Name` (empty).
 pub(crate) fn data_value(data: &RenderData<'_>) -> Value {
-    let ctx = data.ctx;
+    let mut values = context_values(data.ctx);
+    values.insert(
+        "Profile".into(),
+        Value::map([("Name", Value::str(data.profile_name))]),
+    );
+    values.insert("ConfigDir".into(), Value::str(slash(data.config_dir)));
+    values.insert("Schedule".into(), Value::map([("Name", Value::str(""))]));
+    Value::Map(values)
+}
+
+/// The values of §7.2 that come from the process, not the configuration: `.Now`,
+/// `.StartupDir`, `.CurrentDir`, `.TempDir`, `.BinaryDir`, `.Hostname`, `.OS`, `.Arch`, `.Env`
+/// (every name also upper-cased). Shared by configuration and HTTP body templates.
+pub(crate) fn context_values(ctx: &RenderContext) -> BTreeMap<String, Value> {
     let mut env: BTreeMap<String, Value> = BTreeMap::new();
     for (k, v) in &ctx.env {
         env.entry(k.to_uppercase())
@@ -163,13 +176,8 @@ pub(crate) fn data_value(data: &RenderData<'_>) -> Value {
     for (k, v) in &ctx.env {
         env.insert(k.clone(), Value::str(v.clone()));
     }
-    Value::map([
-        (
-            "Profile",
-            Value::map([("Name", Value::str(data.profile_name))]),
-        ),
+    [
         ("Now", Value::Time(ctx.now)),
-        ("ConfigDir", Value::str(slash(data.config_dir))),
         ("StartupDir", Value::str(slash(&ctx.startup_dir))),
         ("CurrentDir", Value::str(slash(&ctx.current_dir))),
         ("TempDir", Value::str(ctx.temp_dir.replace('\\', "/"))),
@@ -178,8 +186,10 @@ pub(crate) fn data_value(data: &RenderData<'_>) -> Value {
         ("OS", Value::str(ctx.os.clone())),
         ("Arch", Value::str(ctx.arch.clone())),
         ("Env", Value::Map(env)),
-        ("Schedule", Value::map([("Name", Value::str(""))])),
-    ])
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// Runtime functions that do nothing harmful: used for the discovery pass of

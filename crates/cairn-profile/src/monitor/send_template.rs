@@ -1,7 +1,6 @@
 //! `body-template` rendering for HTTP hooks (§10, mechanism E): a Go template file rendered
 //! with the hook data at send time.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use cairn_template::{RuntimeFuncs, Value};
@@ -34,80 +33,29 @@ pub fn body_template_data(ctx: &SendContext) -> Value {
         ("ExitCode", Value::str(text(|e| e.exit_code.to_string()))),
         ("Stderr", Value::str(text(|e| e.stderr.clone()))),
     ]);
-    let mut env: BTreeMap<String, Value> = BTreeMap::new();
-    for (k, v) in std::env::vars() {
-        env.insert(k, Value::str(v));
-    }
-    for (k, v) in ctx.env {
-        env.insert(k.clone(), Value::str(v.clone()));
-    }
-    let upper: Vec<(String, Value)> = env
-        .iter()
-        .map(|(k, v)| (k.to_uppercase(), v.clone()))
-        .collect();
-    for (k, v) in upper {
-        env.entry(k).or_insert(v);
-    }
-    let slashes = |p: std::path::PathBuf| p.to_string_lossy().replace('\\', "/");
-    let temp_dir = std::env::var("TMPDIR")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "/tmp".into());
-    let current_dir = std::env::current_dir().map(slashes).unwrap_or_default();
-    let binary_dir = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .map(slashes)
-        .unwrap_or_default();
-    Value::map([
+    // The process values of configuration templates, with the profile environment on top.
+    let mut process = crate::config::RenderContext::from_process();
+    process
+        .env
+        .extend(ctx.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut values = crate::config::render::context_values(&process);
+    values.remove("StartupDir");
+    for (k, v) in [
         ("ProfileName", Value::str(ctx.profile)),
         ("ProfileCommand", Value::str(ctx.command)),
         ("Error", error_value),
         ("Stdout", Value::str("")),
-        ("Now", Value::Time(chrono::Local::now().fixed_offset())),
-        ("Env", Value::Map(env)),
-        ("Hostname", Value::str(hostname())),
-        ("OS", Value::str(go_os())),
-        ("Arch", Value::str(go_arch())),
-        ("TempDir", Value::str(temp_dir.replace('\\', "/"))),
-        ("CurrentDir", Value::str(current_dir)),
-        ("BinaryDir", Value::str(binary_dir)),
-    ])
-}
-
-/// The OS host name, `localhost` when it cannot be read.
-fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// Go's `runtime.GOOS` spelling of the target OS.
-fn go_os() -> &'static str {
-    match std::env::consts::OS {
-        "macos" => "darwin",
-        other => other,
+    ] {
+        values.insert(k.to_string(), v);
     }
-}
-
-/// Go's `runtime.GOARCH` spelling of the target architecture.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64",
-        "loongarch64" => "loong64",
-        other => other,
-    }
+    Value::Map(values)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::ErrorInfo;
+    use std::collections::BTreeMap;
 
     #[test]
     fn data_has_resticprofiles_fields() {
@@ -134,7 +82,13 @@ mod tests {
         )
         .unwrap();
         let year = chrono::Local::now().format("%Y").to_string();
-        assert_eq!(out, format!("p backup m c 3 s [] kk {} {year}", go_os()));
+        assert_eq!(
+            out,
+            format!(
+                "p backup m c 3 s [] kk {} {year}",
+                crate::config::render::go_os(std::env::consts::OS)
+            )
+        );
         let ctx = SendContext { error: None, ..ctx };
         let out = cairn_template::render(
             "t",
