@@ -165,20 +165,13 @@ pub fn password(g: &GlobalOpts, loc: &RepoLocation, confirm: bool) -> Result<Vec
     )
 }
 
-/// Run a password command through the shell and take its trimmed output.
+/// Run a password command as restic does (split into arguments, no shell, stdin empty) and
+/// take its trimmed output: the same runner as profile runs use.
 pub fn run_password_command(cmd: &str) -> Result<Vec<u8>> {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running password command {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("password command {cmd:?} failed with {}", out.status);
-    }
-    let s = String::from_utf8(out.stdout).context("password command printed invalid UTF-8")?;
-    Ok(trim_password(&s))
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let secret = cairn_profile::secrets::run_command(cmd, &env)
+        .map_err(|e| anyhow::anyhow!("password command {cmd:?}: {e}"))?;
+    Ok(secret.expose().as_bytes().to_vec())
 }
 
 /// Ask for a password on the terminal without echo.

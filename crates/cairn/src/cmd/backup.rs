@@ -369,21 +369,25 @@ fn report_progress(p: &BackupProgress, done: &AtomicBool, started: Instant, mode
         std::thread::sleep(Duration::from_millis(100));
         let s = p.snapshot();
         if let Some(path) = &live {
-            let line = progress_line(&s, started.elapsed());
-            if last_file.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                last_file = Some(Instant::now());
-                let v = serde_json::json!({"pid": std::process::id(), "line": line});
-                let tmp = path.with_extension("tmp");
-                if std::fs::write(&tmp, v.to_string()).is_ok() {
-                    let _ = std::fs::rename(&tmp, path);
-                }
-            }
-            if pb.is_none()
+            // The line is built only on the ticks that write or print it.
+            let write_file = last_file.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            let print = pb.is_none()
                 && (PRINT_PROGRESS.swap(false, Ordering::Relaxed)
-                    || last_line.elapsed() >= Duration::from_secs(60))
-            {
-                last_line = Instant::now();
-                eprintln!("{line}");
+                    || last_line.elapsed() >= Duration::from_secs(60));
+            if write_file || print {
+                let line = progress_line(&s, started.elapsed());
+                if write_file {
+                    last_file = Some(Instant::now());
+                    let v = serde_json::json!({"pid": std::process::id(), "line": line});
+                    let tmp = path.with_extension("tmp");
+                    if std::fs::write(&tmp, v.to_string()).is_ok() {
+                        let _ = std::fs::rename(&tmp, path);
+                    }
+                }
+                if print {
+                    last_line = Instant::now();
+                    eprintln!("{line}");
+                }
             }
         }
         if let Some(pb) = &pb {

@@ -37,10 +37,7 @@ impl InProcessEngine {
         {
             return Ok(p.clone());
         }
-        let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-        let secret = cairn_profile::secrets::run_command(cmd, &env)
-            .map_err(|e| anyhow::anyhow!("password command: {e}"))?;
-        let p = secret.expose().as_bytes().to_vec();
+        let p = crate::open::run_password_command(cmd)?;
         if let Ok(mut map) = self.passwords.lock() {
             map.insert(cmd.to_string(), p.clone());
         }
