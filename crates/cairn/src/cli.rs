@@ -28,7 +28,8 @@ pub struct GlobalOpts {
     /// File to read the password from (env: RESTIC_PASSWORD_FILE).
     #[arg(short = 'p', long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Shell command that prints the password (env: RESTIC_PASSWORD_COMMAND).
+    /// Command that prints the password, split into arguments like restic (no shell) (env:
+    /// RESTIC_PASSWORD_COMMAND).
     #[arg(long, global = true, value_name = "COMMAND")]
     pub password_command: Option<String>,
     /// Use an empty password (restic's --insecure-no-password).

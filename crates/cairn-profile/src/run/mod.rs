@@ -74,8 +74,7 @@ impl Runner<'_> {
         if let Some(g) = groups.iter().find(|g| g.name.eq_ignore_ascii_case(name)) {
             let is_profile = self
                 .config
-                .profile_names(&self.ctx, self.funcs)
-                .map(|ps| ps.iter().any(|p| p.name.eq_ignore_ascii_case(name)))
+                .has_profile(&name.to_lowercase(), &self.ctx, self.funcs)
                 .unwrap_or(false);
             if !is_profile {
                 return self.run_group(g, command);
