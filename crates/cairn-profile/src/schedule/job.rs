@@ -296,12 +296,7 @@ pub(crate) fn find_program(name: &str, ctx: &JobContext) -> Option<String> {
 pub(crate) fn looks_secret(name: &str, value: &str) -> bool {
     let n = name.to_ascii_uppercase();
     let suffix = |s: &str| n.len() > s.len() && n.ends_with(s);
-    if suffix("_KEY")
-        || suffix("_TOKEN")
-        || suffix("_AUTH")
-        || n.contains("PASSWORD")
-        || n.contains("SECRET")
-    {
+    if crate::secrets::is_secret_env_name(name) || suffix("_AUTH") {
         return true;
     }
     if suffix("_URL")
