@@ -85,28 +85,9 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
 }
 
-/// Parse restic-style durations for `--retry-lock` (`30s`, `5m`, `1h30m`).
+/// Parse restic-style (Go) durations for `--retry-lock` (`30s`, `5m`, `1h30m`).
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().map_err(|_| anyhow!("invalid duration {s:?}"))?;
-        num.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return Err(anyhow!("invalid duration {s:?}: use s, m or h units")),
-        };
-    }
-    if !num.is_empty() {
-        return Err(anyhow!("invalid duration {s:?}: missing unit (s, m, h)"));
-    }
-    Ok(Duration::from_secs(total))
+    cairn_profile::config::parse_go_duration(s).map_err(|e| anyhow!("invalid duration {s:?}: {e}"))
 }
 
 /// Take a repository lock unless `--no-lock` (only honoured for shared locks).

@@ -16,12 +16,6 @@ use cairn_profile::run::{RunOptions, Runner, notify_systemd};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// Parse a Go duration (`5m`, `1h30m`) given on the command line.
-fn duration_arg(s: &str) -> Result<std::time::Duration> {
-    cairn_profile::config::parse_go_duration(s)
-        .map_err(|e| anyhow::anyhow!("invalid duration {s:?}: {e}"))
-}
-
 /// Entry point for a resticprofile-style command line.
 pub fn main(rp: RpArgs) -> ExitCode {
     match run(rp) {
@@ -179,7 +173,11 @@ fn run(mut rp: RpArgs) -> Result<i32> {
     if rp.verbose {
         rp.args.insert(0, "--verbose".into());
     }
-    let lock_wait = rp.lock_wait.as_deref().map(duration_arg).transpose()?;
+    let lock_wait = rp
+        .lock_wait
+        .as_deref()
+        .map(crate::cmd::parse_duration)
+        .transpose()?;
     global.shell.retain(|s| !s.is_empty());
     let engine = engine::InProcessEngine::default();
     let schema = schema::ClapSchema::new();
