@@ -24,7 +24,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::Semaphore;
 
 /// Open the `rclone:` repository at `location` (the part after `rclone:`): start rclone and
 /// wait until it answers.
@@ -58,7 +57,6 @@ pub struct RcloneBackend {
     rt: Rt,
     handle: Handle,
     send: SendRequest<Bytes>,
-    limit: Semaphore,
     proc: Arc<Process>,
     conn_error: Arc<Mutex<Option<String>>>,
 }
@@ -231,23 +229,16 @@ impl RcloneBackend {
             rt,
             handle,
             send,
-            limit: Semaphore::new(cfg.connections),
             proc,
             conn_error,
         })
     }
 
-    /// Send one request (waiting for a free connection slot) and return the answer.
+    /// Send one request and return the answer. Concurrency is capped by the connection-limit
+    /// layer every remote backend is wrapped in (`rclone.connections`).
     fn call(&self, req: Req<'_>) -> Result<Reply, BackendError> {
         let what = format!("{} {}", req.method, req.path);
-        let fut = async {
-            let _permit = self
-                .limit
-                .acquire()
-                .await
-                .map_err(|_| HttpError::Malformed("backend closed".into()))?;
-            request::request(&self.send, req).await
-        };
+        let fut = request::request(&self.send, req);
         match block(&self.handle, fut)? {
             Ok(r) => Ok(r),
             Err(HttpError::Malformed(m)) => Err(other(format!("rclone: {what}: {m}"))),
