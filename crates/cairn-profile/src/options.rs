@@ -109,6 +109,17 @@ struct Plan {
     sections: Vec<String>,
 }
 
+/// The section that holds a command's own hooks and settings: `repair snapshots` →
+/// `repair-snapshots`, `backup` → `backup`, `retention` → `retention`.
+pub fn own_section(command: &str) -> String {
+    plan(command).sections.pop().unwrap_or_default()
+}
+
+/// The engine command a typed command runs: `repair-snapshots` → `repair snapshots`.
+pub fn engine_command(command: &str) -> String {
+    plan(command).engine
+}
+
 fn plan(command: &str) -> Plan {
     let c = command.trim().to_lowercase();
     if c == "retention" {

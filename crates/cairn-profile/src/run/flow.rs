@@ -42,8 +42,8 @@ fn run_prepared(step: &Step<'_, '_>) -> RunReport {
     let command = step.command.as_str();
     let section = step.section();
     let profile_hooks = step.profile.hooks(None);
-    let section_hooks = step.profile.hooks(Some(section));
-    let sends = step.profile.sends(section);
+    let section_hooks = step.profile.hooks(Some(&section));
+    let sends = step.profile.sends(&section);
     let hc = step.healthchecks();
 
     // Local lock: a failure runs no shell hook (resticprofile), but monitors hear about it.

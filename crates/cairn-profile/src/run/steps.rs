@@ -113,13 +113,10 @@ struct StepMetrics {
 
 /// Multi-word engine commands typed as `repair-snapshots` or `repair` + `snapshots`.
 fn normalize_command(command: &str, extra: &mut Vec<String>) -> String {
+    if command.starts_with("repair-") || command.starts_with("key-") {
+        return crate::options::engine_command(command);
+    }
     for parent in ["repair", "key"] {
-        if let Some(sub) = command
-            .strip_prefix(parent)
-            .and_then(|s| s.strip_prefix('-'))
-        {
-            return format!("{parent} {sub}");
-        }
         if command == parent
             && let Some(first) = extra.first()
             && !first.starts_with('-')
@@ -219,17 +216,8 @@ impl<'r, 'a> Step<'r, 'a> {
     }
 
     /// The section holding this command's hooks (`repair snapshots` → `repair-snapshots`).
-    pub fn section(&self) -> &str {
-        match self.command.as_str() {
-            "repair snapshots" => "repair-snapshots",
-            "repair index" => "repair-index",
-            "repair packs" => "repair-packs",
-            "key add" => "key-add",
-            "key list" => "key-list",
-            "key remove" => "key-remove",
-            "key passwd" => "key-passwd",
-            c => c,
-        }
+    pub fn section(&self) -> String {
+        crate::options::own_section(&self.command)
     }
 
     /// The profile environment: env files (re-read every time, so `{{env}}` files written by
@@ -277,7 +265,7 @@ impl<'r, 'a> Step<'r, 'a> {
     /// `healthchecks-url` monitors `backup` runs; any other command is monitored only when its
     /// own section sets one (so `snapshots` or `init` typed at the console ping nothing).
     pub fn healthchecks(&self) -> Option<Healthchecks> {
-        let section = self.section().to_string();
+        let section = self.section();
         let own = ["healthchecks-url", "healthchecks-url-command"]
             .iter()
             .any(|k| self.profile.string_in(&section, k).is_some());
