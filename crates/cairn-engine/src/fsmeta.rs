@@ -90,8 +90,10 @@ pub fn time_of(secs: i64, nanos: i64) -> GoTime {
     GoTime::from_unix(secs, u32::try_from(nanos).unwrap_or(0))
 }
 
-/// Build a node (without content/subtree) from `lstat` metadata, like restic's `NodeFromFileInfo`.
-/// Errors reading symlink targets or xattrs are recorded in the returned warning list.
+/// Build a node (without content/subtree) from `lstat` metadata, like restic's `NodeFromFileInfo`,
+/// except extended attributes: the caller reads them with [`read_xattrs`] or, for a file it
+/// opens anyway, [`read_file_xattrs`]. Errors reading a symlink target are recorded in the
+/// returned warning list.
 pub fn node_from_metadata(
     path: &Path,
     name: &OsStr,
@@ -139,16 +141,34 @@ pub fn node_from_metadata(
         }
         _ => {}
     }
-    if node_type != NodeType::Symlink {
-        node.extended_attributes = read_xattrs(path, warnings);
-    }
     node.node_type = node_type;
     Some(node)
 }
 
-fn read_xattrs(path: &Path, warnings: &mut Vec<String>) -> Vec<ExtendedAttribute> {
+/// Extended attributes of `path` (not followed if a symlink), sorted by name; errors other
+/// than "not supported" are recorded in `warnings`.
+pub fn read_xattrs(path: &Path, warnings: &mut Vec<String>) -> Vec<ExtendedAttribute> {
+    collect_xattrs(path, xattr::list(path), |n| xattr::get(path, n), warnings)
+}
+
+/// Extended attributes of an open file (no path lookup); `path` names it in warnings.
+pub fn read_file_xattrs(
+    file: &std::fs::File,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Vec<ExtendedAttribute> {
+    use xattr::FileExt;
+    collect_xattrs(path, file.list_xattr(), |n| file.get_xattr(n), warnings)
+}
+
+fn collect_xattrs(
+    path: &Path,
+    names: std::io::Result<xattr::XAttrs>,
+    get: impl Fn(&OsStr) -> std::io::Result<Option<Vec<u8>>>,
+    warnings: &mut Vec<String>,
+) -> Vec<ExtendedAttribute> {
     let mut out = Vec::new();
-    let names = match xattr::list(path) {
+    let names = match names {
         Ok(n) => n,
         Err(e) if is_unsupported(&e) => return out,
         Err(e) => {
@@ -160,7 +180,7 @@ fn read_xattrs(path: &Path, warnings: &mut Vec<String>) -> Vec<ExtendedAttribute
         }
     };
     for n in names {
-        match xattr::get(path, &n) {
+        match get(&n) {
             Ok(Some(v)) => out.push(ExtendedAttribute {
                 name: n.to_string_lossy().into_owned(),
                 value: v,

@@ -266,9 +266,12 @@ pub fn backup(
                     });
                     let node = walk::save_entry(
                         &ctx,
-                        Path::new("/"),
-                        "/".as_ref(),
-                        &meta,
+                        walk::Entry {
+                            path: Path::new("/"),
+                            name: "/".as_ref(),
+                            dir: None,
+                            meta: &meta,
+                        },
                         parent_root.as_ref(),
                         meta_dev(&meta),
                         true,

@@ -2,11 +2,11 @@
 //! directories processed in parallel (rayon), unchanged files taken from the parent
 //! snapshot without reading, trees saved bottom-up.
 
-use super::file::{SaveError, save_file};
+use super::file::{SaveError, open_for_read, open_in_dir, save_file};
 use super::progress::BackupProgress;
 use super::{BackupOptions, Counters};
 use crate::filter::Excluder;
-use crate::fsmeta::{NameCache, node_from_metadata};
+use crate::fsmeta::{NameCache, node_from_metadata, read_file_xattrs, read_xattrs};
 use crate::{EngineError, Result};
 use cairn_repo::node::{Node, NodeType};
 use cairn_repo::repository::Repository;
@@ -16,8 +16,10 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
+use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -159,9 +161,12 @@ pub(crate) fn save_partial(
             match sub {
                 Target::Full => save_entry(
                     ctx,
-                    &child,
-                    OsStr::from_bytes(name),
-                    &meta,
+                    Entry {
+                        path: &child,
+                        name: OsStr::from_bytes(name),
+                        dir: None,
+                        meta: &meta,
+                    },
                     pnode,
                     meta.dev(),
                     true,
@@ -178,6 +183,7 @@ pub(crate) fn save_partial(
                     ) else {
                         return Ok(None);
                     };
+                    node.extended_attributes = read_xattrs(&child, &mut w);
                     for m in w {
                         ctx.warn(m);
                     }
@@ -197,16 +203,32 @@ pub(crate) fn save_partial(
     ctx.save_tree(nodes.into_iter().flatten().collect())
 }
 
+/// Files at least this large are shown among the files being read in the progress display.
+const CURRENT_FILE_MIN_SIZE: u64 = 1 << 20;
+
+/// A directory entry to save: its full path, its name, the open directory holding it (`None`
+/// for a backup target: opened by path) and its `lstat` metadata.
+pub(crate) struct Entry<'e> {
+    pub path: &'e Path,
+    pub name: &'e OsStr,
+    pub dir: Option<&'e File>,
+    pub meta: &'e std::fs::Metadata,
+}
+
 /// Save one entry (file, directory with everything below, symlink, device, ...).
 pub(crate) fn save_entry(
     ctx: &Ctx<'_>,
-    path: &Path,
-    name: &OsStr,
-    meta: &std::fs::Metadata,
+    entry: Entry<'_>,
     pnode: Option<&Node>,
     dev: u64,
     is_target: bool,
 ) -> Result<Option<Node>> {
+    let Entry {
+        path,
+        name,
+        dir,
+        meta,
+    } = entry;
     if !is_target && ctx.is_excluded(path, meta) {
         return Ok(None);
     }
@@ -216,14 +238,46 @@ pub(crate) fn save_entry(
     else {
         return Ok(None); // unreachable: every file type maps to a node type
     };
+    let unchanged = if node.node_type == NodeType::File {
+        pnode.filter(|p| file_unchanged(ctx, p, &node))
+    } else {
+        None
+    };
+    // A file to read is opened first and its attributes read from the descriptor.
+    let opened = if node.node_type == NodeType::File && unchanged.is_none() {
+        let res = match dir {
+            Some(d) => open_in_dir(d, name),
+            None => open_for_read(path),
+        };
+        match res {
+            Ok(f) => {
+                node.extended_attributes = read_file_xattrs(&f, path, &mut w);
+                Some(f)
+            }
+            Err(e) => {
+                for m in w {
+                    ctx.warn(m);
+                }
+                ctx.warn(format!("{}: {e}", path.display()));
+                return Ok(None);
+            }
+        }
+    } else {
+        if node.node_type != NodeType::Symlink {
+            node.extended_attributes = read_xattrs(path, &mut w);
+        }
+        None
+    };
     for m in w {
         ctx.warn(m);
     }
     match node.node_type {
         NodeType::File => {
-            let unchanged = pnode.filter(|p| file_unchanged(ctx, p, &node));
-            if let Some(p) = unchanged {
-                node.content = p.content.clone();
+            let Some(file) = opened else {
+                // Unchanged since the parent snapshot: content taken from there, not read.
+                if let Some(p) = unchanged {
+                    node.content = p.content.clone();
+                }
                 ctx.counters
                     .files_unmodified
                     .fetch_add(1, Ordering::Relaxed);
@@ -232,11 +286,17 @@ pub(crate) fn save_entry(
                     .fetch_add(node.size, Ordering::Relaxed);
                 ctx.progress.file_done(node.size);
                 return Ok(Some(node));
+            };
+            // Only files that take a while to read are listed as "current": for small files
+            // the label, its allocation and the shared list cost more than the read.
+            let label = (node.size >= CURRENT_FILE_MIN_SIZE).then(|| path.display().to_string());
+            if let Some(l) = &label {
+                ctx.progress.start_file(l);
             }
-            let label = path.display().to_string();
-            ctx.progress.start_file(&label);
-            let res = save_file(ctx, path, node.size);
-            ctx.progress.end_file(&label);
+            let res = save_file(ctx, file, node.size);
+            if let Some(l) = &label {
+                ctx.progress.end_file(l);
+            }
             ctx.progress.file_finished();
             match res {
                 Ok((ids, size)) => {
@@ -327,6 +387,13 @@ fn save_dir(ctx: &Ctx<'_>, path: &Path, parent: Option<Id>, dev: u64) -> Result<
             Err(e) => ctx.warn(e.to_string()),
         }
     }
+    // The directory's own descriptor: its files are opened relative to it. Without one (a
+    // directory that can be listed but not opened this way), files are opened by path.
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok();
     let parent_tree = ctx.load_parent_tree(parent);
     let nodes: Vec<Option<Node>> = entries
         .par_iter()
@@ -342,9 +409,12 @@ fn save_dir(ctx: &Ctx<'_>, path: &Path, parent: Option<Id>, dev: u64) -> Result<
             };
             save_entry(
                 ctx,
-                &child,
-                name,
-                &meta,
+                Entry {
+                    path: &child,
+                    name,
+                    dir: dir.as_ref(),
+                    meta: &meta,
+                },
                 find_node(&parent_tree, name.as_bytes()),
                 dev,
                 false,
