@@ -11,11 +11,14 @@
 //! * [`CalendarEvent::launchd_intervals`] and [`CalendarEvent::cron_entries`] translate an
 //!   expression for launchd and cron, refusing (never silently changing) what they cannot
 //!   express.
+//! * [`parse_go_duration`] and [`format_go_duration`]: Go's duration syntax (`1h30m`, `90s`),
+//!   the other time expression of profiles and restic options.
 
 #![warn(missing_docs)]
 
 mod cron;
 mod expand;
+mod go_duration;
 mod launchd;
 mod next;
 mod normalize;
@@ -27,6 +30,7 @@ mod tz;
 use std::fmt;
 
 pub use cron::CronEntry;
+pub use go_duration::{DurationError, format_go_duration, parse_go_duration};
 pub use launchd::LaunchdInterval;
 pub use tz::Tz;
 

@@ -153,41 +153,7 @@ pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
 
 /// Parse a Go duration (`1m`, `90s`, `1m30s`, `1.5h`, `500ms`, `0`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?} (want e.g. 30s, 1m, 1m30s)"))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let secs = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => return Err(format!("missing unit in duration {s:?}")),
-            u => return Err(format!("unknown unit {u:?} in duration {s:?}")),
-        };
-        total += value * secs;
-        rest = tail;
-    }
-    Duration::try_from_secs_f64(total).map_err(|e| format!("duration {s:?}: {e}"))
+    cairn_calendar::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use crate::types::{Global, Group};
 
-use super::duration::parse_go_duration;
 use super::error::{ConfigError, ConfigErrorKind, Warning, unknown_key_message};
 use super::node::{Node, Table};
 use super::paths::absolute_prefix;
 use super::schedule::{apply_table, group_schedules};
+use cairn_calendar::parse_go_duration;
 
 /// Every key of `[global]` we know.
 const GLOBAL_KEYS: [&str; 26] = [

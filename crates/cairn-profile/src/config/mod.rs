@@ -3,7 +3,6 @@
 //! `inherit` (v1 index-merged lists, v2 replace + list edits + mixins), and reading the result
 //! through [`Profile`] accessors. Engine command lines are built by [`crate::options`].
 
-mod duration;
 mod error;
 mod global;
 mod inherit;
@@ -18,7 +17,7 @@ pub(crate) mod render;
 mod schedule;
 mod show;
 
-pub use duration::{DurationError, format_go_duration, parse_go_duration};
+pub use cairn_calendar::{DurationError, format_go_duration, parse_go_duration};
 pub use error::{ConfigError, ConfigErrorKind, Warning, suggest};
 pub use load::{Config, ProfileInfo};
 pub use locate::locate;

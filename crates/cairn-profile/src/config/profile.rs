@@ -9,12 +9,12 @@ use crate::types::{
     Sends, StreamErrorSpec,
 };
 
-use super::duration::parse_go_duration;
 use super::error::{Warning, unknown_key_message};
 use super::node::{Node, Table};
 use super::paths::{absolute_prefix, expand_env, expand_home, join_clean};
 use super::render::RenderContext;
 use super::schedule::{SCHEDULABLE, section_schedule};
+use cairn_calendar::parse_go_duration;
 
 /// Keys of one `send-*` entry.
 const SEND_KEYS: [&str; 6] = [

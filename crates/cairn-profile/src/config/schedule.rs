@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::types::ScheduleSpec;
 
-use super::duration::parse_go_duration;
 use super::error::{Warning, unknown_key_message};
 use super::node::{Node, Origin, Table};
+use cairn_calendar::parse_go_duration;
 
 /// Sections that may carry a schedule (retention is deprecated and schedules `forget`).
 pub(crate) const SCHEDULABLE: [&str; 6] =

@@ -1,6 +1,6 @@
-//! Go `time.ParseDuration` syntax (`90s`, `1h30m`, `2h0m0s`, `1.5h`, `300ms`), used by global and
-//! schedule durations. Restic durations (`keep-within = "1y2m"`, where `m` is months) are not
-//! parsed here; they go to the engine as strings.
+//! Go `time.ParseDuration` syntax (`90s`, `1h30m`, `2h0m0s`, `1.5h`, `300ms`): profile and
+//! schedule durations, `--retry-lock`, backend options such as `rclone.timeout`. Restic
+//! durations (`keep-within = "1y2m"`, where `m` is months) are a different syntax.
 
 use std::time::Duration;
 
