@@ -1,7 +1,7 @@
 //! Copy tests between temporary local repositories.
 
 use super::*;
-use cairn_repo::chunker::{Pol, chunk_lengths};
+use cairn_repo::chunker::{ChunkerTables, Pol, chunk_lengths};
 use cairn_repo::gotime::GoTime;
 use cairn_repo::key::KdfParams;
 use cairn_repo::node::Node;
@@ -209,10 +209,17 @@ fn plain_copy_keeps_ids_and_skips_what_exists() {
 #[test]
 fn rechunking_copy_cuts_like_the_destination() {
     let dir = tempfile::tempdir().unwrap();
-    let src = new_repo(dir.path(), "src", None);
-    let dst = new_repo(dir.path(), "dst", None);
-    assert!(Copier::polynomials_differ(&src, &dst));
     let big = noise(3 << 20, 11);
+    // Two random polynomials can cut 3 MiB the same way (both finding no boundary happens in
+    // about 1 of 150 pairs): take a destination polynomial that cuts it differently.
+    let cuts = |p: Pol| chunk_lengths(&ChunkerTables::new(p), &big);
+    let src_pol = Pol::random().unwrap();
+    let dst_pol = std::iter::repeat_with(|| Pol::random().unwrap())
+        .find(|p| cuts(*p) != cuts(src_pol))
+        .unwrap();
+    let src = new_repo(dir.path(), "src", Some(src_pol));
+    let dst = new_repo(dir.path(), "dst", Some(dst_pol));
+    assert!(Copier::polynomials_differ(&src, &dst));
     let (sid, snap) = source(&src, &big);
     let progress = CopyProgress::default();
     let mut c = Copier::new(&src, &dst, true, &progress);
