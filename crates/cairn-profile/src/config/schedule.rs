@@ -228,7 +228,6 @@ pub(crate) fn section_schedule(
     Some(spec)
 }
 
-/// A v2 group's `schedules` table: command → schedule (string, list or table form).
 /// A profile's v2 `schedules` table (`schedules.<command> = { at = …, … }` or
 /// `schedules.<command> = "daily"`), over `[global.schedule-defaults]`.
 pub(crate) fn profile_schedules(
@@ -237,36 +236,41 @@ pub(crate) fn profile_schedules(
     defaults: &ScheduleSpec,
     warnings: &mut Vec<Warning>,
 ) -> Vec<ScheduleSpec> {
-    let mut out = Vec::new();
-    for (command, e) in table.iter() {
-        let mut spec = defaults.clone();
-        spec.profile = profile.to_string();
-        spec.command = command.clone();
-        spec.is_group = false;
-        spec.at = Vec::new();
-        match &e.value {
-            Node::Table(t) => apply_table(&mut spec, t, warnings),
-            other => {
-                apply_key(&mut spec, "at", other, Some(&e.origin), warnings);
-            }
-        }
-        out.push(spec);
-    }
-    out
+    let base = ScheduleSpec {
+        profile: profile.to_string(),
+        is_group: false,
+        ..defaults.clone()
+    };
+    schedules_table(table, &base, warnings)
 }
 
+/// A v2 group's `schedules` table: command → schedule (string, list or table form).
 pub(crate) fn group_schedules(
     group: &str,
     table: &Table,
     warnings: &mut Vec<Warning>,
 ) -> Vec<ScheduleSpec> {
+    let base = ScheduleSpec {
+        profile: group.to_string(),
+        is_group: true,
+        ..ScheduleSpec::default()
+    };
+    schedules_table(table, &base, warnings)
+}
+
+/// One schedule per command of a `schedules` table, each starting from `base` (its `at` list
+/// replaced): a table value sets schedule keys, any other value is the `at` list.
+fn schedules_table(
+    table: &Table,
+    base: &ScheduleSpec,
+    warnings: &mut Vec<Warning>,
+) -> Vec<ScheduleSpec> {
     let mut out = Vec::new();
     for (command, e) in table.iter() {
         let mut spec = ScheduleSpec {
-            profile: group.to_string(),
             command: command.clone(),
-            is_group: true,
-            ..ScheduleSpec::default()
+            at: Vec::new(),
+            ..base.clone()
         };
         match &e.value {
             Node::Table(t) => apply_table(&mut spec, t, warnings),
