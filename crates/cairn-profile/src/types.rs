@@ -324,4 +324,6 @@ pub trait FlagSchema {
     fn flag(&self, command: &str, flag: &str) -> Option<FlagKind>;
     /// Every flag name `command` accepts (global flags included), for suggestions.
     fn flags(&self, command: &str) -> Vec<String>;
+    /// The long name of the short flag `-c` of `command` (global flags included).
+    fn long_of_short(&self, command: &str, short: char) -> Option<String>;
 }

@@ -478,14 +478,16 @@ impl<'r, 'a> Step<'r, 'a> {
         }
         let lookup: BTreeMap<String, String> = std::env::vars().chain(self.env.clone()).collect();
         for a in &mut args {
+            // Secret references in option values; plain values come back unchanged.
             if let Some((flag, value)) = a.split_once('=')
                 && flag.starts_with("--")
-                && is_reference(value)
             {
                 let v = resolve_value(value, &lookup).map_err(|e| {
                     StepError::plain(format!("profile '{}': {flag}: {e}", self.name))
                 })?;
-                *a = format!("{flag}={v}");
+                if v != value {
+                    *a = format!("{flag}={v}");
+                }
             }
         }
         let call = EngineCall {
@@ -737,23 +739,13 @@ impl<'r, 'a> Step<'r, 'a> {
     }
 }
 
-/// The long name of a flag argument (`--host=x` → `host`, `-r` → `repo`).
-fn flag_name(a: &str) -> Option<String> {
+/// The long name of a flag argument of `command` (`--host=x` → `host`, `-r` → `repo`).
+fn flag_name(a: &str, schema: &dyn crate::types::FlagSchema, command: &str) -> Option<String> {
     if let Some(long) = a.strip_prefix("--") {
         return Some(long.split('=').next().unwrap_or(long).to_string());
     }
-    let short = match a.get(..2)? {
-        "-r" => "repo",
-        "-p" => "password-file",
-        "-o" => "option",
-        "-q" => "quiet",
-        "-H" => "host",
-        "-n" => "dry-run",
-        "-e" => "exclude",
-        "-x" => "one-file-system",
-        _ => return None,
-    };
-    Some(short.to_string())
+    let short = a.strip_prefix('-')?.chars().next()?;
+    schema.long_of_short(command, short)
 }
 
 /// Profile arguments followed by the user's: a flag the user gives replaces the profile's
@@ -764,26 +756,27 @@ fn override_args(
     schema: &dyn crate::types::FlagSchema,
     command: &str,
 ) -> Vec<String> {
-    let given: Vec<String> = extra.iter().filter_map(|a| flag_name(a)).collect();
+    let given: Vec<String> = extra
+        .iter()
+        .filter_map(|a| flag_name(a, schema, command))
+        .collect();
     let mut out: Vec<String> = profile
         .into_iter()
-        .filter(|a| match a.strip_prefix("--").and_then(|_| flag_name(a)) {
-            Some(name) if given.contains(&name) => matches!(
-                schema.flag(command, &name),
-                Some(crate::types::FlagKind::Repeated | crate::types::FlagKind::Count)
-            ),
-            _ => true,
+        .filter(|a| {
+            match a
+                .strip_prefix("--")
+                .and_then(|_| flag_name(a, schema, command))
+            {
+                Some(name) if given.contains(&name) => matches!(
+                    schema.flag(command, &name),
+                    Some(crate::types::FlagKind::Repeated | crate::types::FlagKind::Count)
+                ),
+                _ => true,
+            }
         })
         .collect();
     out.extend(extra.iter().cloned());
     out
-}
-
-/// Whether an option value is a secret reference.
-fn is_reference(v: &str) -> bool {
-    ["op://", "env:", "file:", "cmd:", "keyring:"]
-        .iter()
-        .any(|p| v.starts_with(p))
 }
 
 /// Arguments that locate and open the repository (kept for the `unlock` retry).
@@ -824,6 +817,13 @@ mod tests {
         }
         fn flags(&self, _: &str) -> Vec<String> {
             Vec::new()
+        }
+        fn long_of_short(&self, _: &str, short: char) -> Option<String> {
+            match short {
+                'v' => Some("verbose".into()),
+                'r' => Some("repo".into()),
+                _ => None,
+            }
         }
     }
 

@@ -262,6 +262,19 @@ const VALUED: &[&str] = &[
 pub struct TestSchema;
 
 impl FlagSchema for TestSchema {
+    fn long_of_short(&self, command: &str, short: char) -> Option<String> {
+        let long = match short {
+            'r' => "repo",
+            'p' => "password-file",
+            'o' => "option",
+            'q' => "quiet",
+            'v' => "verbose",
+            'H' => "host",
+            _ => return None,
+        };
+        self.flag(command, long).map(|_| long.to_string())
+    }
+
     fn has_command(&self, command: &str) -> bool {
         COMMANDS.iter().any(|(c, _)| *c == command)
     }

@@ -75,6 +75,14 @@ impl FlagSchema for ClapSchema {
             })
             .unwrap_or_default()
     }
+
+    fn long_of_short(&self, command: &str, short: char) -> Option<String> {
+        self.find(command)?
+            .get_arguments()
+            .find(|a| a.get_short() == Some(short))
+            .and_then(|a| a.get_long())
+            .map(str::to_string)
+    }
 }
 
 /// Whether `word` is one of the engine's top-level commands (`backup`, `rebuild-index`, ...).
@@ -118,5 +126,9 @@ mod tests {
         assert_eq!(s.flag("ls", "long"), Some(FlagKind::Bool));
         assert_eq!(s.flag("repair snapshots", "forget"), Some(FlagKind::Bool));
         assert!(s.flags("prune").iter().any(|f| f == "max-unused"));
+        assert_eq!(s.long_of_short("backup", 'H').as_deref(), Some("host"));
+        assert_eq!(s.long_of_short("forget", 'r').as_deref(), Some("repo"));
+        assert_eq!(s.long_of_short("backup", 'v').as_deref(), Some("verbose"));
+        assert_eq!(s.long_of_short("backup", 'Z'), None);
     }
 }
