@@ -56,10 +56,7 @@ fn section_only(section: &str, key: &str) -> bool {
 }
 
 fn orchestration(key: &str) -> bool {
-    // The first eight suggestion keys are the hooks and HTTP hooks.
-    ORCHESTRATION_KEYS
-        .get(..8)
-        .is_some_and(|hooks| hooks.contains(&key))
+    HOOK_KEYS.contains(&key)
         || key == "schedule"
         || key == "schedules"
         || key.starts_with("schedule-")
@@ -636,9 +633,8 @@ fn lint_section(profile: &Profile, schema: &dyn FlagSchema, section: &str, out: 
     }
 }
 
-/// Orchestration keys offered as suggestions next to engine flags (also the non-engine keys of
-/// the JSON schema).
-pub const ORCHESTRATION_KEYS: [&str; 24] = [
+/// Shell hooks (§8) and HTTP hooks (§10): orchestration, never engine flags.
+const HOOK_KEYS: [&str; 8] = [
     "run-before",
     "run-after",
     "run-after-fail",
@@ -647,6 +643,11 @@ pub const ORCHESTRATION_KEYS: [&str; 24] = [
     "send-after",
     "send-after-fail",
     "send-finally",
+];
+
+/// Orchestration keys offered as suggestions next to engine flags (also the non-engine keys of
+/// the JSON schema): the hooks and these.
+const OTHER_ORCHESTRATION_KEYS: [&str; 16] = [
     "schedule",
     "schedule-permission",
     "schedule-lock-wait",
@@ -665,11 +666,18 @@ pub const ORCHESTRATION_KEYS: [&str; 24] = [
     "status-file",
 ];
 
+/// Orchestration keys offered as suggestions next to engine flags (also the non-engine keys of
+/// the JSON schema).
+pub fn orchestration_keys() -> impl Iterator<Item = &'static str> {
+    HOOK_KEYS.into_iter().chain(OTHER_ORCHESTRATION_KEYS)
+}
+
 fn unknown_flag(item: &Item, what: &str, flags: &[String]) -> Warning {
+    let orchestration: Vec<&str> = orchestration_keys().collect();
     let candidates = flags
         .iter()
         .map(String::as_str)
-        .chain(ORCHESTRATION_KEYS)
+        .chain(orchestration)
         .chain(PROFILE_ONLY);
     let msg = match suggest(&item.key, candidates) {
         Some(s) => format!(

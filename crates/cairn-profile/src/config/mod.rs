@@ -24,4 +24,3 @@ pub use locate::locate;
 pub use parse::Format;
 pub use profile::Profile;
 pub use render::{RenderContext, RuntimeFuncs, go_arch, go_os};
-pub use show::mask_url;

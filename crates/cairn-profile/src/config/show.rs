@@ -8,30 +8,7 @@ use super::profile::Profile;
 /// Replacement for masked values.
 const MASK: &str = "×××";
 
-pub use crate::secrets::mask_url;
-
-/// Whether an environment variable's whole value is secret (`.+_KEY`, `.+_TOKEN`,
-/// `.*PASSWORD.*`, `.*SECRET.*`).
-pub(crate) fn env_is_secret(name: &str) -> bool {
-    crate::secrets::is_secret_env_name(name)
-}
-
-/// Whether an environment variable may hold a URL with credentials (`.+_AUTH`, `.+_URL`).
-fn env_has_url(name: &str) -> bool {
-    let n = name.to_uppercase();
-    (n.len() > 5 && n.ends_with("_AUTH")) || (n.len() > 4 && n.ends_with("_URL"))
-}
-
-/// The masked form of an environment value.
-pub(crate) fn mask_env(name: &str, value: &str) -> String {
-    if env_is_secret(name) {
-        MASK.to_string()
-    } else if env_has_url(name) {
-        mask_url(value)
-    } else {
-        value.to_string()
-    }
-}
+use crate::secrets::{mask_env_value, mask_url};
 
 fn scalar(node: &Node) -> String {
     match node {
@@ -88,7 +65,7 @@ fn write_text(out: &mut String, indent: usize, prefix: &str, text: &str) {
 fn write_table(out: &mut String, indent: usize, table: &Table, env: bool) {
     for (k, e) in table.iter() {
         if env {
-            let v = mask_env(k, &scalar(&e.value));
+            let v = mask_env_value(k, &scalar(&e.value));
             write_text(out, indent, &format!("{}: ", e.key), &v);
         } else if k == "headers" {
             write_headers(out, indent, &e.value);
@@ -125,7 +102,12 @@ impl Profile {
             if k == "env" {
                 let _ = writeln!(out, "    env:");
                 for (name, value) in self.env() {
-                    write_text(&mut out, 8, &format!("{name}: "), &mask_env(&name, &value));
+                    write_text(
+                        &mut out,
+                        8,
+                        &format!("{name}: "),
+                        &mask_env_value(&name, &value),
+                    );
                 }
                 continue;
             }
@@ -182,12 +164,15 @@ mod tests {
 
     #[test]
     fn env_rules() {
-        assert_eq!(mask_env("RCLONE_PASSWORD_COMMAND", "op read"), "×××");
-        assert_eq!(mask_env("AWS_SECRET_ACCESS_KEY", "k"), "×××");
-        assert_eq!(mask_env("OP_SERVICE_ACCOUNT_TOKEN", "t"), "×××");
-        assert_eq!(mask_env("B2_ACCOUNT_KEY", "k"), "×××");
-        assert_eq!(mask_env("TZ", "UTC"), "UTC");
-        assert_eq!(mask_env("_KEY", "v"), "v");
-        assert_eq!(mask_env("HC_URL", "https://a:b@h/"), "https://a:×××@h/");
+        assert_eq!(mask_env_value("RCLONE_PASSWORD_COMMAND", "op read"), "×××");
+        assert_eq!(mask_env_value("AWS_SECRET_ACCESS_KEY", "k"), "×××");
+        assert_eq!(mask_env_value("OP_SERVICE_ACCOUNT_TOKEN", "t"), "×××");
+        assert_eq!(mask_env_value("B2_ACCOUNT_KEY", "k"), "×××");
+        assert_eq!(mask_env_value("TZ", "UTC"), "UTC");
+        assert_eq!(mask_env_value("_KEY", "v"), "v");
+        assert_eq!(
+            mask_env_value("HC_URL", "https://a:b@h/"),
+            "https://a:×××@h/"
+        );
     }
 }

@@ -313,11 +313,11 @@ pub fn json_schema() -> Result<String> {
         "body": {"type": "string"}, "body-template": {"type": "string"}, "skip-tls-verification": {"type": "boolean"}}});
     let mut profile = Map::new();
     let keys = cairn_profile::options::PROFILE_ONLY
-        .iter()
-        .chain(cairn_profile::options::ORCHESTRATION_KEYS.iter())
-        .chain(EXTENSION_KEYS);
+        .into_iter()
+        .chain(cairn_profile::options::orchestration_keys())
+        .chain(EXTENSION_KEYS.iter().copied());
     for k in keys {
-        profile.insert((*k).into(), json!({}));
+        profile.insert(k.into(), json!({}));
     }
     for f in schema.flags("snapshots") {
         if let Some(k) = schema.flag("snapshots", &f) {
@@ -346,11 +346,9 @@ pub fn json_schema() -> Result<String> {
                 props.insert(f, flag_schema(k));
             }
         }
-        for k in cairn_profile::options::ORCHESTRATION_KEYS
-            .iter()
-            .chain(EXTENSION_KEYS)
+        for k in cairn_profile::options::orchestration_keys().chain(EXTENSION_KEYS.iter().copied())
         {
-            props.insert((*k).into(), json!({}));
+            props.insert(k.into(), json!({}));
         }
         for h in ["run-before", "run-after", "run-after-fail", "run-finally"] {
             props.insert(h.into(), hooks.clone());
