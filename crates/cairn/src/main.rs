@@ -43,26 +43,24 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(x) = cause.downcast_ref::<Exit>() {
             return x.code;
         }
-        if let Some(r) = cause.downcast_ref::<RepoError>() {
-            match r {
-                RepoError::NoRepository(_) => return 10,
-                RepoError::Locked(_) => return 11,
-                RepoError::WrongPassword => return 12,
-                _ => {}
-            }
-        }
-        if let Some(cairn_engine::EngineError::Repo(r)) =
-            cause.downcast_ref::<cairn_engine::EngineError>()
-        {
-            match r {
-                RepoError::NoRepository(_) => return 10,
-                RepoError::Locked(_) => return 11,
-                RepoError::WrongPassword => return 12,
-                _ => {}
-            }
+        match repo_error(cause) {
+            Some(RepoError::NoRepository(_)) => return 10,
+            Some(RepoError::Locked(_)) => return 11,
+            Some(RepoError::WrongPassword) => return 12,
+            _ => {}
         }
     }
     1
+}
+
+/// The repository error a cause of an error chain is, directly or wrapped by the engine.
+pub(crate) fn repo_error<'e>(
+    cause: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e cairn_repo::RepoError> {
+    match cause.downcast_ref::<cairn_engine::EngineError>() {
+        Some(cairn_engine::EngineError::Repo(r)) => Some(r),
+        _ => cause.downcast_ref::<cairn_repo::RepoError>(),
+    }
 }
 
 /// Handle SIGINT/SIGTERM on a dedicated thread: remove the repository locks this process

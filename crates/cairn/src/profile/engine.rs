@@ -47,17 +47,11 @@ impl InProcessEngine {
 
 /// The age of the conflicting repository lock of a "repository is locked" error.
 fn lock_age(e: &anyhow::Error) -> Option<std::time::Duration> {
-    use cairn_repo::RepoError;
-    let conflict = e
-        .chain()
-        .find_map(|c| match c.downcast_ref::<RepoError>() {
-            Some(RepoError::Locked(l)) => Some(l.time.clone()),
-            _ => match c.downcast_ref::<cairn_engine::EngineError>() {
-                Some(cairn_engine::EngineError::Repo(RepoError::Locked(l))) => Some(l.time.clone()),
-                _ => None,
-            },
-        })?;
-    let created = chrono::DateTime::parse_from_rfc3339(&conflict).ok()?;
+    let conflict = e.chain().find_map(|c| match crate::repo_error(c) {
+        Some(cairn_repo::RepoError::Locked(l)) => Some(&l.time),
+        _ => None,
+    })?;
+    let created = chrono::DateTime::parse_from_rfc3339(conflict).ok()?;
     (chrono::Utc::now() - created.with_timezone(&chrono::Utc))
         .to_std()
         .ok()
