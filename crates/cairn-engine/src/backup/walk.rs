@@ -243,41 +243,19 @@ pub(crate) fn save_entry(
     } else {
         None
     };
-    // A file to read is opened first and its attributes read from the descriptor.
-    let opened = if node.node_type == NodeType::File && unchanged.is_none() {
-        let res = match dir {
-            Some(d) => open_in_dir(d, name),
-            None => open_for_read(path),
-        };
-        match res {
-            Ok(f) => {
-                node.extended_attributes = read_file_xattrs(&f, path, &mut w);
-                Some(f)
-            }
-            Err(e) => {
-                for m in w {
-                    ctx.warn(m);
-                }
-                ctx.warn(format!("{}: {e}", path.display()));
-                return Ok(None);
-            }
-        }
-    } else {
-        if node.node_type != NodeType::Symlink {
-            node.extended_attributes = read_xattrs(path, &mut w);
-        }
-        None
-    };
+    // A file to be read gets its attributes from the open descriptor (below); the rest here.
+    let reads_content = node.node_type == NodeType::File && unchanged.is_none();
+    if !reads_content && node.node_type != NodeType::Symlink {
+        node.extended_attributes = read_xattrs(path, &mut w);
+    }
     for m in w {
         ctx.warn(m);
     }
     match node.node_type {
         NodeType::File => {
-            let Some(file) = opened else {
+            if let Some(p) = unchanged {
                 // Unchanged since the parent snapshot: content taken from there, not read.
-                if let Some(p) = unchanged {
-                    node.content = p.content.clone();
-                }
+                node.content = p.content.clone();
                 ctx.counters
                     .files_unmodified
                     .fetch_add(1, Ordering::Relaxed);
@@ -286,7 +264,23 @@ pub(crate) fn save_entry(
                     .fetch_add(node.size, Ordering::Relaxed);
                 ctx.progress.file_done(node.size);
                 return Ok(Some(node));
+            }
+            let opened = match dir {
+                Some(d) => open_in_dir(d, name),
+                None => open_for_read(path),
             };
+            let file = match opened {
+                Ok(f) => f,
+                Err(e) => {
+                    ctx.warn(format!("{}: {e}", path.display()));
+                    return Ok(None);
+                }
+            };
+            let mut w = Vec::new();
+            node.extended_attributes = read_file_xattrs(&file, path, &mut w);
+            for m in w {
+                ctx.warn(m);
+            }
             // Only files that take a while to read are listed as "current": for small files
             // the label, its allocation and the shared list cost more than the read.
             let label = (node.size >= CURRENT_FILE_MIN_SIZE).then(|| path.display().to_string());
