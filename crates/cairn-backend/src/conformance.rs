@@ -36,6 +36,7 @@ pub fn run_all(b: &dyn Backend) {
     ranges_and_missing_files(b);
     large_file(b);
     parallel_writes(b);
+    streamed_packs(b);
 }
 
 fn config_roundtrip(b: &dyn Backend) {
@@ -158,11 +159,54 @@ fn parallel_writes(b: &dyn Backend) {
     }
 }
 
+/// Backends that stream packs ([`Backend::start_pack`]): a committed pack reads back whole and
+/// is listed; one dropped before commit leaves nothing behind; committing a name that exists
+/// keeps the file.
+fn streamed_packs(b: &dyn Backend) {
+    let start = || b.start_pack().unwrap_or_else(|e| panic!("start_pack: {e}"));
+    let Some(mut up) = start() else { return };
+    let n = name(0xd0);
+    let parts: [&[u8]; 3] = [b"first part ", &[7u8; 100_000], b" last"];
+    for p in parts {
+        up.append(p).unwrap_or_else(|e| panic!("append: {e}"));
+    }
+    up.commit(&n).unwrap_or_else(|e| panic!("commit: {e}"));
+    assert_eq!(b.read(FileType::Pack, &n).unwrap(), parts.concat());
+    if let Some(mut again) = start() {
+        again.append(b"same name").unwrap();
+        again
+            .commit(&n)
+            .unwrap_or_else(|e| panic!("commit of an existing name: {e}"));
+    }
+    if let Some(mut dropped) = start() {
+        dropped.append(b"never committed").unwrap();
+    }
+    let got = listed(b, FileType::Pack);
+    assert_eq!(got.len(), 1, "only the committed pack is listed: {got:?}");
+    b.remove(FileType::Pack, &n).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn local_backend_conforms() {
         let dir = tempfile::tempdir().unwrap();
         super::run_all(&crate::LocalBackend::new(dir.path().join("repo")));
+        // Nothing is left behind, temporary files of streamed packs included.
+        let left = walkdir(&dir.path().join("repo/data"));
+        assert!(left.is_empty(), "files left in data/: {left:?}");
+    }
+
+    fn walkdir(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walkdir(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 }

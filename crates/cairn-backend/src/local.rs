@@ -1,7 +1,7 @@
 //! The local filesystem backend: restic's on-disk layout, crash-safe writes
 //! (temporary file, fsync, rename, fsync of the directory), read-only files like restic.
 
-use cairn_repo::backend::{Backend, BackendError, FileType};
+use cairn_repo::backend::{Backend, BackendError, FileType, PackUpload};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -50,6 +50,81 @@ impl LocalBackend {
     fn sync_dir(dir: &Path) -> Result<(), BackendError> {
         let d = File::open(dir).map_err(|e| io_err(dir, e))?;
         d.sync_all().map_err(|e| io_err(dir, e))
+    }
+}
+
+fn parent_of(path: &Path) -> Result<&Path, BackendError> {
+    path.parent()
+        .ok_or_else(|| BackendError::Other(format!("{} has no parent", path.display())))
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), BackendError> {
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    }
+    Ok(())
+}
+
+/// A new, exclusive, 0600 temporary file in `dir` for the repository file `name`.
+fn temp_file(dir: &Path, name: &str) -> Result<(File, PathBuf), BackendError> {
+    let tmp = dir.join(format!("{name}-cairn-temp-{:016x}", rand::random::<u64>()));
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| io_err(&tmp, e))?;
+    Ok((f, tmp))
+}
+
+/// Make the complete temporary file `tmp` the repository file `path`: fsync, read-only like
+/// restic's files, rename, fsync of the directory. Unless `replace`, an existing `path` is
+/// kept (same name, same content) and `tmp` removed. On error `tmp` may be left to the caller.
+fn install(f: File, tmp: &Path, path: &Path, replace: bool) -> Result<(), BackendError> {
+    f.sync_all().map_err(|e| io_err(tmp, e))?;
+    f.set_permissions(fs::Permissions::from_mode(0o400))
+        .map_err(|e| io_err(tmp, e))?;
+    drop(f);
+    if !replace && path.exists() {
+        let _ = fs::remove_file(tmp);
+        return Ok(());
+    }
+    fs::rename(tmp, path).map_err(|e| io_err(path, e))?;
+    LocalBackend::sync_dir(parent_of(path)?)
+}
+
+/// A pack streamed to a temporary file; see [`LocalBackend::start_pack`].
+struct LocalPackUpload {
+    /// `None` once committed.
+    file: Option<File>,
+    tmp: PathBuf,
+    backend: LocalBackend,
+}
+
+impl PackUpload for LocalPackUpload {
+    fn append(&mut self, data: &[u8]) -> Result<(), BackendError> {
+        match &mut self.file {
+            Some(f) => f.write_all(data).map_err(|e| io_err(&self.tmp, e)),
+            None => Err(BackendError::Other("pack already committed".into())),
+        }
+    }
+
+    fn commit(mut self: Box<Self>, name: &str) -> Result<(), BackendError> {
+        let f = self
+            .file
+            .take()
+            .ok_or_else(|| BackendError::Other("pack already committed".into()))?;
+        let path = self.backend.path_of(FileType::Pack, name);
+        ensure_dir(parent_of(&path)?)?;
+        install(f, &self.tmp, &path, false)
+        // On error, drop removes the temporary file.
+    }
+}
+
+impl Drop for LocalPackUpload {
+    fn drop(&mut self) {
+        // After a successful commit the file was renamed away and this finds nothing.
+        let _ = fs::remove_file(&self.tmp);
     }
 }
 
@@ -192,41 +267,30 @@ impl Backend for LocalBackend {
 
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<(), BackendError> {
         let path = self.path_of(t, name);
-        let dir = path
-            .parent()
-            .ok_or_else(|| BackendError::Other(format!("{} has no parent", path.display())))?
-            .to_path_buf();
-        if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-        }
-        let tmp = dir.join(format!("{name}-cairn-temp-{:016x}", rand::random::<u64>()));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| io_err(&tmp, e))?;
-            f.write_all(data).map_err(|e| io_err(&tmp, e))?;
-            f.sync_all().map_err(|e| io_err(&tmp, e))?;
-            drop(f);
-            // Files are immutable once stored; restic makes them read-only.
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o400))
-                .map_err(|e| io_err(&tmp, e))?;
-            if t == FileType::Config {
-                // config may be replaced (upgrade); rename over it.
-            } else if path.exists() {
-                // Same name means same content (names are content hashes): keep the old file.
-                let _ = fs::remove_file(&tmp);
-                return Ok(());
-            }
-            fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-            Self::sync_dir(&dir)
-        })();
+        let dir = parent_of(&path)?;
+        ensure_dir(dir)?;
+        let (mut f, tmp) = temp_file(dir, name)?;
+        let result = f
+            .write_all(data)
+            .map_err(|e| io_err(&tmp, e))
+            // config may be replaced (upgrade); every other name is a content hash.
+            .and_then(|()| install(f, &tmp, &path, t == FileType::Config));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Packs are streamed to a temporary file in `data/` (not listed by Cairn or restic, which
+    /// only look into its subdirectories) and renamed into place on commit.
+    fn start_pack(&self) -> Result<Option<Box<dyn PackUpload>>, BackendError> {
+        let dir = self.root.join(FileType::Pack.dir());
+        let (file, tmp) = temp_file(&dir, "pack")?;
+        Ok(Some(Box::new(LocalPackUpload {
+            file: Some(file),
+            tmp,
+            backend: self.clone(),
+        })))
     }
 
     fn remove(&self, t: FileType, name: &str) -> Result<(), BackendError> {

@@ -85,6 +85,16 @@ impl BackendError {
     }
 }
 
+/// A pack file being written piece by piece, started by [`Backend::start_pack`]: its name (the
+/// hash of its bytes) is known only when it is complete. Dropping it without
+/// [`PackUpload::commit`] discards what was appended.
+pub trait PackUpload: Send {
+    /// Append bytes to the pack.
+    fn append(&mut self, data: &[u8]) -> Result<(), BackendError>;
+    /// Store the appended bytes under `name`, atomically and durably like [`Backend::write`].
+    fn commit(self: Box<Self>, name: &str) -> Result<(), BackendError>;
+}
+
 /// Where repository files are stored. Names are `config` or 64-hex ids.
 /// Implementations must write atomically (never expose a partial file under its final name)
 /// and durably (data is on stable storage when `write` returns).
@@ -111,6 +121,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn write(&self, t: FileType, name: &str, data: &[u8]) -> Result<(), BackendError>;
     /// Delete a file.
     fn remove(&self, t: FileType, name: &str) -> Result<(), BackendError>;
+    /// Start a pack that is streamed to storage while it is filled, so its bytes need not be
+    /// held in memory (local disk: a temporary file renamed on commit). `None`, the default:
+    /// the caller keeps the pack in memory and stores it with [`Backend::write`].
+    fn start_pack(&self) -> Result<Option<Box<dyn PackUpload>>, BackendError> {
+        Ok(None)
+    }
     /// Whether this backend wants [`Backend::hint_tree_packs`] (only a caching layer does;
     /// the repository skips computing the list otherwise).
     fn wants_tree_packs(&self) -> bool {

@@ -1,5 +1,5 @@
 //! Pack files (spec §6): the binary header, reading a pack's header from the end of the file,
-//! assembling new packs in memory, and opening single blobs.
+//! assembling new packs (in memory or streamed), and opening single blobs.
 //!
 //! ```text
 //! pack = sealed_blob_1 ‖ … ‖ sealed_blob_n ‖ seal(header) ‖ u32le(len(seal(header)))
@@ -9,6 +9,7 @@ use crate::backend::{Backend, FileType};
 use crate::crypto::{MasterKey, OVERHEAD};
 use crate::error::{RepoError, Result};
 use crate::{BlobType, Id};
+use sha2::{Digest, Sha256};
 
 /// Size of a header entry of an uncompressed blob (type, length, id).
 pub const HEADER_ENTRY_PLAIN: usize = 37;
@@ -378,14 +379,29 @@ fn finish_blob(plain: Vec<u8>, blob: &PackBlob) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Assembles one pack in memory: sealed blobs are appended, [`PackWriter::finish`] adds the
-/// sealed header and trailer and computes the pack id.
-#[derive(Debug)]
+/// Assembles one pack: sealed blobs are appended, [`PackWriter::finish`] adds the sealed
+/// header and trailer and computes the pack id. The blob bytes are held in memory until
+/// [`PackWriter::drain`] hands them on (to stream a large pack to storage as it fills).
 pub struct PackWriter {
     blob_type: BlobType,
     buf: Vec<u8>,
+    /// Bytes handed out by `drain` before `buf`.
+    drained: usize,
+    /// SHA-256 of the drained bytes (the pack id covers the whole file).
+    hasher: Sha256,
     blobs: Vec<PackBlob>,
     header_len: usize,
+}
+
+impl std::fmt::Debug for PackWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackWriter")
+            .field("blob_type", &self.blob_type)
+            .field("len", &self.len())
+            .field("buffered", &self.buf.len())
+            .field("blobs", &self.blobs.len())
+            .finish()
+    }
 }
 
 impl PackWriter {
@@ -396,12 +412,7 @@ impl PackWriter {
 
     /// A writer reserving `capacity` bytes for the pack (e.g. target size + largest blob).
     pub fn with_capacity(blob_type: BlobType, capacity: usize) -> Self {
-        PackWriter {
-            blob_type,
-            buf: Vec::with_capacity(capacity),
-            blobs: Vec::new(),
-            header_len: 0,
-        }
+        Self::with_buffer(blob_type, Vec::with_capacity(capacity))
     }
 
     /// A writer reusing `buf` (cleared) as its pack buffer, to avoid fresh allocations.
@@ -410,6 +421,8 @@ impl PackWriter {
         PackWriter {
             blob_type,
             buf,
+            drained: 0,
+            hasher: Sha256::new(),
             blobs: Vec::new(),
             header_len: 0,
         }
@@ -420,9 +433,27 @@ impl PackWriter {
         self.blob_type
     }
 
-    /// Bytes of sealed blobs written so far (header not included).
+    /// Bytes of sealed blobs written so far, drained or not (header not included).
     pub fn len(&self) -> usize {
+        self.drained + self.buf.len()
+    }
+
+    /// Bytes of sealed blobs held in memory (written since the last [`PackWriter::drain`]).
+    pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Hand the blob bytes held in memory to `out` and forget them; offsets and the pack id
+    /// still count them. On error nothing is forgotten.
+    pub fn drain<E>(
+        &mut self,
+        out: impl FnOnce(&[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        out(&self.buf)?;
+        self.hasher.update(&self.buf);
+        self.drained += self.buf.len();
+        self.buf.clear();
+        Ok(())
     }
 
     /// Number of blobs added.
@@ -442,7 +473,7 @@ impl PackWriter {
 
     /// Size of the finished pack if it were finished now (blobs + sealed header + trailer).
     pub fn finished_size(&self) -> usize {
-        self.buf.len() + self.header_len + OVERHEAD + TRAILER_SIZE
+        self.len() + self.header_len + OVERHEAD + TRAILER_SIZE
     }
 
     /// True if one more entry (compressed or not) would push the sealed header above
@@ -484,7 +515,7 @@ impl PackWriter {
             ));
         }
         let start = self.buf.len();
-        let offset = u32::try_from(start)
+        let offset = u32::try_from(self.drained + start)
             .map_err(|_| RepoError::Invalid("pack would exceed 4 GiB".into()))?;
         f(&mut self.buf);
         let written = self.buf.len().saturating_sub(start);
@@ -509,9 +540,15 @@ impl PackWriter {
     }
 
     /// Append the sealed header and trailer. Returns the pack id (SHA-256 of all bytes), the
-    /// pack bytes and its blobs. A pack must contain at least one blob to be readable.
+    /// pack bytes not drained yet (the whole pack if nothing was drained) and its blobs. A pack
+    /// must contain at least one blob to be readable.
     pub fn finish(self, key: &MasterKey) -> (Id, Vec<u8>, Vec<PackBlob>) {
-        let PackWriter { mut buf, blobs, .. } = self;
+        let PackWriter {
+            mut buf,
+            mut hasher,
+            blobs,
+            ..
+        } = self;
         let header = encode_header(&blobs);
         let before = buf.len();
         buf.reserve(header.len() + OVERHEAD + TRAILER_SIZE);
@@ -519,301 +556,10 @@ impl PackWriter {
         // The header size is bounded by MAX_HEADER_SIZE in add_with.
         let hlen = u32::try_from(buf.len() - before).unwrap_or(u32::MAX);
         buf.extend_from_slice(&hlen.to_le_bytes());
-        (Id::hash(&buf), buf, blobs)
+        hasher.update(&buf);
+        (Id(hasher.finalize().into()), buf, blobs)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// A pack with `n` uncompressed blobs of the given type; returns (key, id, bytes, blobs).
-    fn make_pack(t: BlobType, n: usize) -> (MasterKey, Id, Vec<u8>, Vec<PackBlob>) {
-        let key = MasterKey::random();
-        let mut w = PackWriter::with_capacity(t, 1 << 16);
-        for i in 0..n {
-            let data = format!("blob number {i}").into_bytes();
-            w.add_with(Id::hash(&data), None, |out| key.seal_into(&data, out))
-                .unwrap();
-        }
-        let (id, bytes, blobs) = w.finish(&key);
-        (key, id, bytes, blobs)
-    }
-
-    #[test]
-    fn header_round_trip_and_offsets() {
-        let pb = |blob_type, name: &[u8], offset, length, uncompressed_length| PackBlob {
-            blob_type,
-            id: Id::hash(name),
-            offset,
-            length,
-            uncompressed_length,
-        };
-        let blobs = vec![
-            pb(BlobType::Data, b"a", 0, 100, None),
-            pb(BlobType::Tree, b"b", 100, 40, Some(300)),
-            pb(BlobType::Data, b"c", 140, 32, Some(1)),
-        ];
-        let h = encode_header(&blobs);
-        assert_eq!(h.len(), 37 + 41 + 41);
-        assert_eq!(h[0], 0);
-        assert_eq!(h[37], 3);
-        assert_eq!(h[78], 2);
-        assert_eq!(decode_header(&h).unwrap(), blobs);
-        assert_eq!(decode_header(&[]).unwrap(), vec![]);
-    }
-
-    #[test]
-    fn header_rejects_bad_entries() {
-        let good = PackBlob {
-            blob_type: BlobType::Data,
-            id: Id::hash(b"a"),
-            offset: 0,
-            length: 100,
-            uncompressed_length: Some(10),
-        };
-        let h = encode_header(&[good]);
-        for cut in 1..h.len() {
-            let e = decode_header(&h[..cut]).unwrap_err().to_string();
-            assert!(e.contains("truncated"), "{e}");
-        }
-        let mut bad = h.clone();
-        bad[0] = 4;
-        assert!(
-            decode_header(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("type byte")
-        );
-        let mut zero = h.clone();
-        zero[5..9].copy_from_slice(&0u32.to_le_bytes());
-        assert!(
-            decode_header(&zero)
-                .unwrap_err()
-                .to_string()
-                .contains("length 0")
-        );
-        let mut short = h.clone();
-        short[1..5].copy_from_slice(&31u32.to_le_bytes());
-        assert!(
-            decode_header(&short)
-                .unwrap_err()
-                .to_string()
-                .contains("overhead")
-        );
-        // Offsets beyond 4 GiB.
-        let big = PackBlob {
-            length: u32::MAX,
-            uncompressed_length: None,
-            ..good
-        };
-        let h = encode_header(&[big, big, big]);
-        assert!(decode_header(&h).unwrap_err().to_string().contains("4 GiB"));
-    }
-
-    #[test]
-    fn writer_round_trip() {
-        let (key, id, bytes, blobs) = make_pack(BlobType::Tree, 20);
-        assert_eq!(id, Id::hash(&bytes));
-        assert_eq!(blobs.len(), 20);
-        let parsed = parse_pack(&key, &bytes, "p", 1).unwrap();
-        assert_eq!(parsed, blobs);
-        for (i, b) in parsed.iter().enumerate() {
-            let raw = &bytes[b.offset as usize..b.end() as usize];
-            let plain = read_blob(&key, raw, b).unwrap();
-            assert_eq!(plain, format!("blob number {i}").as_bytes());
-            assert_eq!(read_blob_owned(&key, raw.to_vec(), b).unwrap(), plain);
-        }
-        // 20 entries > 15: the eager tail is not enough.
-        let eager = &bytes[bytes.len() - EAGER_TAIL_SIZE as usize..];
-        let need = match parse_pack_tail(&key, eager, bytes.len() as u64, "p", 2).unwrap() {
-            PackTail::NeedTail(n) => n,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(need, (20 * 37 + 32 + 4) as u64);
-        let tail = &bytes[bytes.len() - need as usize..];
-        assert_eq!(
-            parse_pack_tail(&key, tail, bytes.len() as u64, "p", 2).unwrap(),
-            PackTail::Blobs(blobs)
-        );
-    }
-
-    #[test]
-    fn writer_limits() {
-        let key = MasterKey::random();
-        let mut w = PackWriter::with_capacity(BlobType::Data, 0);
-        assert!(w.is_empty());
-        assert!(w.add_sealed(Id::hash(b""), &[0u8; 31], None).is_err());
-        assert!(w.add_sealed(Id::hash(b""), &[0u8; 40], Some(0)).is_err());
-        assert!(w.is_empty());
-        assert_eq!(w.len(), 0);
-        w.add_sealed(Id::hash(b""), &key.seal(b""), None).unwrap();
-        assert_eq!((w.count(), w.len()), (1, 32));
-        assert_eq!(w.finished_size(), 32 + 37 + 32 + 4);
-        assert!(!w.header_would_overflow(true));
-        w.header_len = MAX_HEADER_SIZE as usize - OVERHEAD - 40;
-        assert!(w.header_would_overflow(true));
-        assert!(!w.header_would_overflow(false));
-        assert!(
-            w.add_sealed(Id::hash(b""), &key.seal(b""), Some(1))
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn read_blob_detects_damage() {
-        let (key, _, bytes, blobs) = make_pack(BlobType::Data, 2);
-        let b = blobs[1];
-        let raw = bytes[b.offset as usize..b.end() as usize].to_vec();
-        let mut flipped = raw.clone();
-        flipped[20] ^= 1;
-        let e = read_blob(&key, &flipped, &b).unwrap_err().to_string();
-        assert!(e.contains(&b.id.to_hex()), "{e}");
-        let e = read_blob(&key, &raw[1..], &b).unwrap_err().to_string();
-        assert!(e.contains(&b.id.to_hex()), "{e}");
-        let wrong = PackBlob {
-            id: Id::hash(b"other"),
-            ..b
-        };
-        let e = read_blob(&key, &raw, &wrong).unwrap_err().to_string();
-        assert!(e.contains("hash mismatch"), "{e}");
-    }
-
-    #[test]
-    fn compressed_blob_and_version_check() {
-        let key = MasterKey::random();
-        let data = b"hello hello hello hello hello hello hello".repeat(10);
-        let frame = zstd::encode_all(&data[..], 3).unwrap();
-        let mut w = PackWriter::new(BlobType::Data);
-        w.add_with(Id::hash(&data), Some(data.len() as u32), |out| {
-            key.seal_into(&frame, out)
-        })
-        .unwrap();
-        let (_, bytes, blobs) = w.finish(&key);
-        let e = parse_pack(&key, &bytes, "v1pack", 1)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("v1pack") && e.contains("version 1"), "{e}");
-        let parsed = parse_pack(&key, &bytes, "v2pack", 2).unwrap();
-        assert_eq!(parsed, blobs);
-        let b = parsed[0];
-        let raw = &bytes[..b.length as usize];
-        assert_eq!(read_blob(&key, raw, &b).unwrap(), data);
-        let lying = PackBlob {
-            uncompressed_length: Some(data.len() as u32 + 1),
-            ..b
-        };
-        assert!(read_blob(&key, raw, &lying).is_err());
-    }
-
-    #[test]
-    fn tail_validation_errors_name_the_pack() {
-        let (key, _, bytes, _) = make_pack(BlobType::Data, 3);
-        let size = bytes.len() as u64;
-        let name = "deadbeef";
-        let check = |tail: &[u8], size: u64, want: &str| {
-            let e = parse_pack_tail(&key, tail, size, name, 2)
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(name) && e.contains(want), "{e} (wanted {want})");
-        };
-        let with_hlen = |hlen: u32| {
-            let mut b = bytes.clone();
-            let n = b.len();
-            b[n - 4..].copy_from_slice(&hlen.to_le_bytes());
-            b
-        };
-        check(&with_hlen(0), size, "zero");
-        check(&with_hlen(31), size, "too small");
-        check(&with_hlen(size as u32), size, "larger than the file");
-        // Flipped byte inside the sealed header.
-        let mut b = bytes.clone();
-        let n = b.len();
-        b[n - 10] ^= 0x40;
-        check(&b, size, "header");
-        // Truncated pack: the trailer now sits elsewhere.
-        check(&bytes[..n - 1], size - 1, name);
-        // Extra bytes before the blobs: sizes don't add up.
-        let mut longer = vec![0u8; 5];
-        longer.extend_from_slice(&bytes);
-        check(&longer, size + 5, "do not match");
-        check(&bytes[..10], 10, "too small");
-    }
-
-    #[test]
-    fn huge_header_length_rejected() {
-        let key = MasterKey::random();
-        let size = MAX_HEADER_SIZE as u64 + 100;
-        let mut tail = vec![0u8; 64];
-        tail[60..].copy_from_slice(&(MAX_HEADER_SIZE + 1).to_le_bytes());
-        let e = parse_pack_tail(&key, &tail, size, "big", 2)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("maximum"), "{e}");
-    }
-
-    #[test]
-    fn empty_pack_is_rejected() {
-        let key = MasterKey::random();
-        let (_, bytes, _) = PackWriter::new(BlobType::Data).finish(&key);
-        assert_eq!(bytes.len(), 36);
-        assert!(parse_pack(&key, &bytes, "e", 2).is_err());
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-
-        #[test]
-        fn decode_header_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = decode_header(&data);
-        }
-
-        #[test]
-        fn header_codec_round_trip(
-            entries in proptest::collection::vec(
-                (any::<bool>(), any::<[u8; 32]>(), 32u32..1_000_000, proptest::option::of(1u32..u32::MAX)),
-                0..50,
-            )
-        ) {
-            let mut offset = 0u32;
-            let blobs: Vec<PackBlob> = entries
-                .into_iter()
-                .map(|(tree, id, length, ul)| {
-                    let b = PackBlob {
-                        blob_type: if tree { BlobType::Tree } else { BlobType::Data },
-                        id: Id(id),
-                        offset,
-                        length,
-                        uncompressed_length: ul,
-                    };
-                    offset += length;
-                    b
-                })
-                .collect();
-            prop_assert_eq!(decode_header(&encode_header(&blobs)).unwrap(), blobs);
-        }
-
-        #[test]
-        fn damaged_packs_never_panic(
-            cut in 0usize..2000,
-            flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..), 0..4),
-            junk in proptest::collection::vec(any::<u8>(), 0..200),
-        ) {
-            let (key, _, bytes, _) = make_pack(BlobType::Tree, 18);
-            let mut b = bytes[..cut.min(bytes.len())].to_vec();
-            for (i, x) in flips {
-                if !b.is_empty() {
-                    let i = i.index(b.len());
-                    b[i] ^= x;
-                }
-            }
-            let _ = parse_pack(&key, &b, "x", 2);
-            let _ = parse_pack(&key, &junk, "x", 2);
-            for t in [4usize, 40, 651, 5000] {
-                let t = t.min(b.len());
-                let _ = parse_pack_tail(&key, &b[b.len() - t..], b.len() as u64, "x", 2);
-            }
-        }
-    }
-}
+mod tests;

@@ -16,7 +16,7 @@
 //! logged and the operation goes to the wrapped backend.
 
 use cairn_repo::Id;
-use cairn_repo::backend::{Backend, BackendError, FileType};
+use cairn_repo::backend::{Backend, BackendError, FileType, PackUpload};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -541,6 +541,11 @@ impl Backend for CachedBackend {
             self.store(t, name, data);
         }
         Ok(())
+    }
+
+    /// Packs are not cached when written, so streaming them bypasses the cache.
+    fn start_pack(&self) -> Result<Option<Box<dyn PackUpload>>, BackendError> {
+        self.inner.start_pack()
     }
 
     fn remove(&self, t: FileType, name: &str) -> Result<(), BackendError> {

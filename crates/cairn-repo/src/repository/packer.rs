@@ -2,7 +2,7 @@
 //! type, pack upload, and index files written after their packs.
 
 use super::Repository;
-use crate::backend::{Backend, FileType};
+use crate::backend::{Backend, FileType, PackUpload};
 use crate::compress::{self, CompressionMode};
 use crate::crypto::MasterKey;
 use crate::index::{Index, IndexBlob, IndexFile, IndexPack};
@@ -48,10 +48,33 @@ type BufferPool = Arc<Mutex<Vec<Vec<u8>>>>;
 /// Pack buffers kept for reuse at most.
 const POOLED_BUFFERS: usize = 1;
 
+/// On a backend that streams packs, blob bytes are handed on once this much is buffered, so
+/// a pack being filled, waiting or being stored holds about this much memory instead of its
+/// whole size.
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// A pack being filled: the writer and, when the backend streams packs, where its bytes go.
+struct OpenPack {
+    w: PackWriter,
+    upload: Option<Box<dyn PackUpload>>,
+}
+
+impl OpenPack {
+    /// Hand the buffered bytes to the upload once there are enough of them.
+    fn stream(&mut self) -> Result<()> {
+        match &mut self.upload {
+            Some(up) if self.w.buffered() >= STREAM_CHUNK => {
+                Ok(self.w.drain(|bytes| up.append(bytes))?)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Packers {
-    data: Mutex<Option<PackWriter>>,
-    tree: Mutex<Option<PackWriter>>,
+    data: Mutex<Option<OpenPack>>,
+    tree: Mutex<Option<OpenPack>>,
     /// Blobs accepted but not yet in the index (in an open or uploading pack).
     in_flight: InFlight,
     stats: Arc<Stats>,
@@ -64,7 +87,7 @@ pub(super) struct Packers {
 /// Full packs are handed to upload threads through a small bounded queue, so encryption and
 /// compression go on while a pack is written and fsynced; the queue bound limits memory.
 struct Uploader {
-    tx: Option<SyncSender<PackWriter>>,
+    tx: Option<SyncSender<OpenPack>>,
     shared: Arc<UploadShared>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -101,14 +124,20 @@ struct UploadShared {
 }
 
 impl UploadShared {
-    fn upload(&self, w: PackWriter) -> Result<()> {
-        let (pack_id, bytes, blobs) = w.finish(&self.key);
-        self.backend
-            .write(FileType::Pack, &pack_id.to_hex(), &bytes)?;
-        {
-            let mut pool = self.buffers.lock();
-            if pool.len() < POOLED_BUFFERS {
-                pool.push(bytes);
+    fn upload(&self, pack: OpenPack) -> Result<()> {
+        let (pack_id, bytes, blobs) = pack.w.finish(&self.key);
+        match pack.upload {
+            Some(mut up) => {
+                up.append(&bytes)?;
+                up.commit(&pack_id.to_hex())?;
+            }
+            None => {
+                self.backend
+                    .write(FileType::Pack, &pack_id.to_hex(), &bytes)?;
+                let mut pool = self.buffers.lock();
+                if pool.len() < POOLED_BUFFERS {
+                    pool.push(bytes);
+                }
             }
         }
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
@@ -147,7 +176,7 @@ impl UploadShared {
         Ok(())
     }
 
-    fn run(self: Arc<Self>, rx: Arc<Mutex<Receiver<PackWriter>>>) {
+    fn run(self: Arc<Self>, rx: Arc<Mutex<Receiver<OpenPack>>>) {
         loop {
             let next = rx.lock().recv();
             let Ok(w) = next else { return };
@@ -279,7 +308,7 @@ impl Repository {
         Ok(true)
     }
 
-    fn slot(&self, t: BlobType) -> &Mutex<Option<PackWriter>> {
+    fn slot(&self, t: BlobType) -> &Mutex<Option<OpenPack>> {
         match t {
             BlobType::Data => &self.packers.data,
             BlobType::Tree => &self.packers.tree,
@@ -295,12 +324,17 @@ impl Repository {
     ) -> Result<()> {
         let full = {
             let mut slot = self.slot(t).lock();
-            let w = slot.get_or_insert_with(|| match self.packers.buffers.lock().pop() {
-                Some(buf) => PackWriter::with_buffer(t, buf),
-                None => PackWriter::new(t),
-            });
-            w.add_sealed(id, sealed, uncompressed_length)?;
-            if w.len() >= self.opts.pack_size || w.header_would_overflow(true) {
+            let pack = match &mut *slot {
+                Some(pack) => pack,
+                empty => empty.insert(self.open_pack(t)?),
+            };
+            pack.w.add_sealed(id, sealed, uncompressed_length)?;
+            if let Err(e) = pack.stream() {
+                // The pack cannot be completed; dropping it discards what was streamed.
+                slot.take();
+                return Err(e);
+            }
+            if pack.w.len() >= self.opts.pack_size || pack.w.header_would_overflow(true) {
                 slot.take()
             } else {
                 None
@@ -312,13 +346,27 @@ impl Repository {
         Ok(())
     }
 
-    fn upload_pack(&self, w: PackWriter) -> Result<()> {
+    /// A new pack for blobs of type `t`, streamed if the backend can.
+    fn open_pack(&self, t: BlobType) -> Result<OpenPack> {
+        let upload = self.backend.start_pack()?;
+        let w = if upload.is_some() {
+            PackWriter::with_capacity(t, 2 * STREAM_CHUNK)
+        } else {
+            match self.packers.buffers.lock().pop() {
+                Some(buf) => PackWriter::with_buffer(t, buf),
+                None => PackWriter::new(t),
+            }
+        };
+        Ok(OpenPack { w, upload })
+    }
+
+    fn upload_pack(&self, w: OpenPack) -> Result<()> {
         let mut up = self.packers.uploader.lock();
         let up = up.get_or_insert_with(|| self.start_uploader());
         up.shared.take_error()?;
         *up.shared.busy.lock() += 1;
-        let sent = up.tx.as_ref().map(|tx| tx.send(w));
-        if !matches!(sent, Some(Ok(()))) {
+        let sent = up.tx.as_ref().is_some_and(|tx| tx.send(w).is_ok());
+        if !sent {
             *up.shared.busy.lock() -= 1;
             return Err(RepoError::Invalid("pack upload threads are gone".into()));
         }
@@ -341,7 +389,7 @@ impl Repository {
             idle: Condvar::new(),
             error: Mutex::new(None),
         });
-        let (tx, rx) = std::sync::mpsc::sync_channel::<PackWriter>(0);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<OpenPack>(0);
         let rx = Arc::new(Mutex::new(rx));
         let workers = (0..UPLOAD_THREADS)
             .filter_map(|i| {
@@ -364,7 +412,7 @@ impl Repository {
     pub fn flush(&self) -> Result<()> {
         for t in [BlobType::Data, BlobType::Tree] {
             let w = self.slot(t).lock().take();
-            if let Some(w) = w.filter(|w| !w.is_empty()) {
+            if let Some(w) = w.filter(|p| !p.w.is_empty()) {
                 self.upload_pack(w)?;
             }
         }
