@@ -80,11 +80,10 @@ fn temp_file(dir: &Path, name: &str) -> Result<(File, PathBuf), BackendError> {
 /// Make the complete temporary file `tmp` the repository file `path`: fsync, read-only like
 /// restic's files, rename, fsync of the directory. Unless `replace`, an existing `path` is
 /// kept (same name, same content) and `tmp` removed. On error `tmp` may be left to the caller.
-fn install(f: File, tmp: &Path, path: &Path, replace: bool) -> Result<(), BackendError> {
+fn install(f: &File, tmp: &Path, path: &Path, replace: bool) -> Result<(), BackendError> {
     f.sync_all().map_err(|e| io_err(tmp, e))?;
     f.set_permissions(fs::Permissions::from_mode(0o400))
         .map_err(|e| io_err(tmp, e))?;
-    drop(f);
     if !replace && path.exists() {
         let _ = fs::remove_file(tmp);
         return Ok(());
@@ -95,28 +94,20 @@ fn install(f: File, tmp: &Path, path: &Path, replace: bool) -> Result<(), Backen
 
 /// A pack streamed to a temporary file; see [`LocalBackend::start_pack`].
 struct LocalPackUpload {
-    /// `None` once committed.
-    file: Option<File>,
+    file: File,
     tmp: PathBuf,
     backend: LocalBackend,
 }
 
 impl PackUpload for LocalPackUpload {
     fn append(&mut self, data: &[u8]) -> Result<(), BackendError> {
-        match &mut self.file {
-            Some(f) => f.write_all(data).map_err(|e| io_err(&self.tmp, e)),
-            None => Err(BackendError::Other("pack already committed".into())),
-        }
+        self.file.write_all(data).map_err(|e| io_err(&self.tmp, e))
     }
 
-    fn commit(mut self: Box<Self>, name: &str) -> Result<(), BackendError> {
-        let f = self
-            .file
-            .take()
-            .ok_or_else(|| BackendError::Other("pack already committed".into()))?;
+    fn commit(self: Box<Self>, name: &str) -> Result<(), BackendError> {
         let path = self.backend.path_of(FileType::Pack, name);
         ensure_dir(parent_of(&path)?)?;
-        install(f, &self.tmp, &path, false)
+        install(&self.file, &self.tmp, &path, false)
         // On error, drop removes the temporary file.
     }
 }
@@ -274,7 +265,7 @@ impl Backend for LocalBackend {
             .write_all(data)
             .map_err(|e| io_err(&tmp, e))
             // config may be replaced (upgrade); every other name is a content hash.
-            .and_then(|()| install(f, &tmp, &path, t == FileType::Config));
+            .and_then(|()| install(&f, &tmp, &path, t == FileType::Config));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -287,7 +278,7 @@ impl Backend for LocalBackend {
         let dir = self.root.join(FileType::Pack.dir());
         let (file, tmp) = temp_file(&dir, "pack")?;
         Ok(Some(Box::new(LocalPackUpload {
-            file: Some(file),
+            file,
             tmp,
             backend: self.clone(),
         })))

@@ -382,6 +382,7 @@ fn finish_blob(plain: Vec<u8>, blob: &PackBlob) -> Result<Vec<u8>> {
 /// Assembles one pack: sealed blobs are appended, [`PackWriter::finish`] adds the sealed
 /// header and trailer and computes the pack id. The blob bytes are held in memory until
 /// [`PackWriter::drain`] hands them on (to stream a large pack to storage as it fills).
+#[derive(Debug)]
 pub struct PackWriter {
     blob_type: BlobType,
     buf: Vec<u8>,
@@ -391,17 +392,6 @@ pub struct PackWriter {
     hasher: Sha256,
     blobs: Vec<PackBlob>,
     header_len: usize,
-}
-
-impl std::fmt::Debug for PackWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PackWriter")
-            .field("blob_type", &self.blob_type)
-            .field("len", &self.len())
-            .field("buffered", &self.buf.len())
-            .field("blobs", &self.blobs.len())
-            .finish()
-    }
 }
 
 impl PackWriter {
