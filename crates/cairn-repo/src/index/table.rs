@@ -133,7 +133,11 @@ impl Run {
         let s = self.bucket(usize::from(first.first().copied().unwrap_or(0)));
         let start = lower_bound(s, key);
         let s = s.get(start..).unwrap_or_default();
-        let n = s.iter().take_while(|r| rec_key(r) == key).count();
+        let kp = prefix(key);
+        let n = s
+            .iter()
+            .take_while(|r| prefix(rec_key(r)) == kp && rec_key(r) == key)
+            .count();
         s.get(..n).unwrap_or_default()
     }
 
@@ -216,7 +220,8 @@ fn prefix(k: &[u8]) -> u64 {
 /// in two or three probes; a bounded number of steps is followed by a binary search, so
 /// adversarial inputs cost at most O(log n).
 fn lower_bound(s: &[Rec], key: &[u8]) -> usize {
-    let k = u128::from(prefix(key));
+    let kp = prefix(key);
+    let k = u128::from(kp);
     let (mut lo, mut hi) = (0usize, s.len());
     // Bounds of the key prefixes in [lo, hi): all below `klo` are less, `khi` is exclusive.
     let (mut klo, mut khi) = (0u128, 1u128 << 64);
@@ -228,7 +233,7 @@ fn lower_bound(s: &[Rec], key: &[u8]) -> usize {
         let pos = lo + (((k - klo) * span) / (khi - klo)).min(span - 1) as usize;
         let Some(r) = s.get(pos) else { break };
         let rk = rec_key(r);
-        if rk < key {
+        if key_less(rk, kp, key) {
             lo = pos + 1;
             klo = u128::from(prefix(rk));
         } else {
@@ -239,7 +244,19 @@ fn lower_bound(s: &[Rec], key: &[u8]) -> usize {
     lo + s
         .get(lo..hi)
         .unwrap_or_default()
-        .partition_point(|r| rec_key(r) < key)
+        .partition_point(|r| key_less(rec_key(r), kp, key))
+}
+
+/// `a < key` where `kp` is `prefix(key)`: the first 8 bytes decide almost always, so the
+/// byte-wise comparison (a `memcmp` call) runs only on equal prefixes.
+fn key_less(a: &[u8], kp: u64, key: &[u8]) -> bool {
+    let ap = prefix(a);
+    ap < kp || (ap == kp && a < key)
+}
+
+/// True if full entry `t` has id `id`, whose first 8 bytes are `idp`.
+fn full_has_id(t: &Full, idp: u64, id: &[u8; 32]) -> bool {
+    prefix(t) == idp && t.starts_with(id)
 }
 
 /// All entries of one blob type.
@@ -320,8 +337,9 @@ impl BlobTable {
                 f(rec_meta(r));
             }
         }
+        let idp = prefix(id);
         for t in &self.tail {
-            if t.starts_with(id) {
+            if full_has_id(t, idp, id) {
                 f(split_full(t).1);
             }
         }
@@ -334,9 +352,10 @@ impl BlobTable {
                 return Some(rec_meta(r));
             }
         }
+        let idp = prefix(id);
         self.tail
             .iter()
-            .find(|t| t.starts_with(id))
+            .find(|t| full_has_id(t, idp, id))
             .map(|t| split_full(t).1)
     }
 
