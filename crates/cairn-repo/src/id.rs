@@ -66,7 +66,10 @@ impl fmt::Debug for Id {
 
 impl serde::Serialize for Id {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        let mut hex = [0u8; 64];
+        // 64 bytes hold exactly 32 bytes' hex digits, and hex digits are ASCII.
+        let _ = hex::encode_to_slice(self.0, &mut hex);
+        s.serialize_str(std::str::from_utf8(&hex).unwrap_or_default())
     }
 }
 

@@ -77,10 +77,51 @@ mod blob_type_json {
 impl IndexFile {
     /// Compact JSON ending in `\n`, as restic's `json.Encoder` writes it (this is the payload
     /// before compression and encryption).
+    ///
+    /// Written directly rather than through serde (the same bytes; ids are hex and need no
+    /// escaping): an index file of 50 000 blobs is encoded during a backup every few packs.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain structs of ids and integers to a Vec cannot fail.
-        let mut out = serde_json::to_vec(self).unwrap_or_default();
-        out.push(b'\n');
+        let mut out = Vec::with_capacity(64 + self.blob_count() * 160 + self.packs.len() * 90);
+        out.push(b'{');
+        if !self.supersedes.is_empty() {
+            out.extend_from_slice(b"\"supersedes\":[");
+            for (i, id) in self.supersedes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_id(&mut out, id);
+            }
+            out.extend_from_slice(b"],");
+        }
+        out.extend_from_slice(b"\"packs\":[");
+        for (i, p) in self.packs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"id\":");
+            push_id(&mut out, &p.id);
+            out.extend_from_slice(b",\"blobs\":[");
+            for (j, b) in p.blobs.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"id\":");
+                push_id(&mut out, &b.id);
+                out.extend_from_slice(b",\"type\":\"");
+                out.extend_from_slice(b.blob_type.as_str().as_bytes());
+                out.extend_from_slice(b"\",\"offset\":");
+                push_u32(&mut out, b.offset);
+                out.extend_from_slice(b",\"length\":");
+                push_u32(&mut out, b.length);
+                if let Some(u) = b.uncompressed_length {
+                    out.extend_from_slice(b",\"uncompressed_length\":");
+                    push_u32(&mut out, u);
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
+        }
+        out.extend_from_slice(b"]}\n");
         out
     }
 
@@ -118,6 +159,34 @@ impl IndexFile {
             .iter()
             .any(|p| p.blobs.iter().any(|b| b.uncompressed_length.is_some()))
     }
+}
+
+/// Append `"<64 hex digits>"`.
+fn push_id(out: &mut Vec<u8>, id: &Id) {
+    let mut hex = [0u8; 64];
+    // 64 bytes hold exactly 32 bytes' hex digits, so this cannot fail.
+    let _ = hex::encode_to_slice(id.0, &mut hex);
+    out.push(b'"');
+    out.extend_from_slice(&hex);
+    out.push(b'"');
+}
+
+/// Append a decimal number.
+fn push_u32(out: &mut Vec<u8>, v: u32) {
+    let mut digits = [0u8; 10];
+    let mut n = v;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
 }
 
 impl IndexPack {
@@ -303,10 +372,23 @@ mod tests {
             .prop_map(|(supersedes, packs)| IndexFile { supersedes, packs })
     }
 
+    #[test]
+    fn numbers_are_plain_decimal() {
+        for v in [0u32, 7, 9, 10, 99, 100, 4_294_967_295] {
+            let mut out = Vec::new();
+            push_u32(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
+    }
+
     proptest! {
         #[test]
         fn json_round_trip(f in arb_file()) {
             let json = f.to_json();
+            // The hand-written encoder gives exactly serde's bytes.
+            let mut via_serde = serde_json::to_vec(&f).unwrap();
+            via_serde.push(b'\n');
+            prop_assert_eq!(&json, &via_serde);
             prop_assert_eq!(json.last(), Some(&b'\n'));
             prop_assert_eq!(IndexFile::from_json(&json).unwrap(), f.clone());
             if f.supersedes.is_empty() {
