@@ -224,7 +224,8 @@ impl Shared<'_> {
             Some(level) if !b.is_compressed() && !plain.is_empty() => {
                 let ulen = u32::try_from(plain.len())
                     .map_err(|_| EngineError::Invalid("blob larger than 4 GiB".into()))?;
-                let c = compress::compress(plain, level);
+                let mut c = Vec::new();
+                compress::compress_blob_into(plain, b.blob_type, level, &mut c);
                 if b.blob_type == BlobType::Data
                     && !self.out.mode.compress_all
                     && c.len() >= plain.len()
