@@ -1,6 +1,7 @@
 //! Saving file contents: read, cut with the repository's chunker, and hash/compress/encrypt
 //! chunks in parallel on the worker pool while the next chunk is read.
 
+use super::chunkbuf::READ_STEP;
 use super::walk::Ctx;
 use cairn_repo::chunker::{Chunker, MIN_SIZE};
 use cairn_repo::{BlobType, Id};
@@ -13,9 +14,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-
-/// Read buffer size for large files.
-const READ_SIZE: usize = 1 << 20;
 
 /// Open a file for reading without following symlinks and, where allowed, without
 /// updating its access time.
@@ -138,45 +136,51 @@ pub(crate) fn save_stream(
     let limit = ctx.max_chunks_in_flight;
     let mut total = 0u64;
     let mut count = 0usize;
+    let pool = &ctx.chunk_pool;
     let read_result: io::Result<()> = rayon::in_place_scope(|s| {
-        let mut buf = prefix;
-        // `scanned` = bytes of `buf` already fed to the chunker.
+        let mut cur = pool.take();
+        cur.extend_from_slice(&prefix);
+        drop(prefix);
+        // `scanned` = bytes of `cur` already fed to the chunker.
         let mut scanned = 0usize;
         let mut eof = false;
         loop {
-            if scanned == buf.len() && !eof {
-                let old = buf.len();
-                buf.resize(old + READ_SIZE, 0);
+            if scanned == cur.len() && !eof {
+                let spare = cur.spare(READ_STEP);
                 let n = loop {
-                    match r.read(&mut buf[old..]) {
+                    match r.read(spare) {
                         Ok(n) => break n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
                     }
                 };
-                buf.truncate(old + n);
+                cur.commit(n);
                 if n == 0 {
                     eof = true;
                 }
             }
-            let cut = if scanned < buf.len() {
-                chunker.next_boundary(&buf[scanned..]).map(|n| scanned + n)
+            let cut = if scanned < cur.len() {
+                let unscanned = cur.bytes().get(scanned..).unwrap_or_default();
+                chunker.next_boundary(unscanned).map(|n| scanned + n)
             } else {
                 None
             };
             let chunk = match cut {
                 Some(end) => {
-                    let rest = buf.split_off(end);
+                    // Only the bytes after the cut (at most one read step) move.
+                    let mut next = pool.take();
+                    next.extend_from_slice(cur.bytes().get(end..).unwrap_or_default());
+                    cur.truncate(end);
                     scanned = 0;
-                    Some(std::mem::replace(&mut buf, rest))
+                    Some(std::mem::replace(&mut cur, next))
                 }
                 None => {
-                    scanned = buf.len();
+                    scanned = cur.len();
                     if eof {
-                        if buf.is_empty() {
+                        if cur.is_empty() {
                             None
                         } else {
-                            Some(std::mem::take(&mut buf))
+                            Some(std::mem::take(&mut cur))
                         }
                     } else {
                         continue;
@@ -196,19 +200,21 @@ pub(crate) fn save_stream(
             let (results, first_err) = (&results, &first_err);
             s.spawn(move |_| {
                 let len = chunk.len() as u64;
-                match ctx.store(BlobType::Data, &chunk) {
+                match ctx.store(BlobType::Data, chunk.bytes()) {
                     Ok(id) => results.lock().push((i, id)),
                     Err(e) => {
                         first_err.lock().get_or_insert(e);
                     }
                 }
+                pool.give(chunk);
                 ctx.progress.bytes(len);
                 in_flight.fetch_sub(1, Ordering::AcqRel);
             });
-            if eof && buf.is_empty() {
+            if eof && cur.is_empty() {
                 break;
             }
         }
+        pool.give(cur);
         Ok(())
     });
     if let Some(e) = first_err.into_inner() {

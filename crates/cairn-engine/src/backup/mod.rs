@@ -1,6 +1,7 @@
 //! `backup`: the archiver. Walks the sources in parallel, reuses unchanged files from a parent
 //! snapshot, stores new data through the repository's packers and writes the snapshot last.
 
+mod chunkbuf;
 mod file;
 mod progress;
 mod walk;
@@ -243,6 +244,7 @@ pub fn backup(
         max_chunks_in_flight: threads * 4,
         chunks_in_flight: Default::default(),
         dry_seen: Mutex::new(HashSet::new()),
+        chunk_pool: Default::default(),
     };
     let tree = if let Some(stdin) = &opts.stdin {
         progress.scan_done();

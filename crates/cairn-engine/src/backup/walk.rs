@@ -74,6 +74,8 @@ pub(crate) struct Ctx<'a> {
     pub chunks_in_flight: std::sync::atomic::AtomicUsize,
     /// Blobs "stored" by a dry run.
     pub dry_seen: Mutex<HashSet<(BlobType, Id)>>,
+    /// Buffers for the chunks of large files, reused across files.
+    pub chunk_pool: super::chunkbuf::ChunkPool,
 }
 
 impl Ctx<'_> {
