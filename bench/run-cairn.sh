@@ -35,7 +35,7 @@ if [[ ${BENCH_FS:-} == journaled ]]; then
   mountpoint -q "$mnt" && umount "$mnt"
   rm -f "$img" && truncate -s "${BENCH_FS_SIZE:-16G}" "$img" && mkfs.ext4 -q -F "$img"
   loop=$(losetup --direct-io=on -f --show "$img")
-  mkdir -p "$mnt" && mount "$loop" "$mnt"
+  mkdir -p "$mnt" && mount -o discard "$loop" "$mnt"   # discard: deleted files free the host disk
   trap 'umount "$mnt"; losetup -d "$loop"; rm -f "$img"' EXIT
   export REPO_ROOT=$mnt
   mkdir -p "$RESULTS"

@@ -16,8 +16,9 @@ pub(crate) const READ_STEP: usize = 256 << 10;
 /// buffers that each once held such a chunk would keep that much memory per buffer.
 const KEEP_BYTES: usize = (2 << 20) + READ_STEP;
 
-/// Buffers kept in the pool at most (chunks in flight are bounded separately).
-const KEEP_COUNT: usize = 16;
+/// Buffers kept in the pool at most. A returned buffer is usually taken again for the next
+/// chunk right away, so a few suffice; more would only hold memory between large files.
+const KEEP_COUNT: usize = 6;
 
 /// The bytes of one chunk: `data[..filled]`. All of `data` is initialized (zeroed once when
 /// the buffer grows), so reading into it again needs no zeroing.
