@@ -103,6 +103,34 @@ fn escape_valid_utf8(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b.get(start..).unwrap_or_default());
 }
 
+/// Writes `v` in decimal, as Go's `encoding/json` writes an unsigned integer.
+pub fn write_json_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            // `v % 10` is a single digit.
+            *slot = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// Writes an id as a JSON string of its 64 lowercase hex digits (restic's `ID` encoding).
+pub fn write_json_id(out: &mut Vec<u8>, id: &crate::Id) {
+    let mut hex = [0u8; 64];
+    out.push(b'"');
+    if hex::encode_to_slice(id.0, &mut hex).is_ok() {
+        out.extend_from_slice(&hex);
+    }
+    out.push(b'"');
+}
+
 /// Writes `s` as a JSON string literal (with the surrounding quotes) exactly like Go 1.19's
 /// `encoding/json`: `"` `\` as `\"` `\\`; `\n` `\r` `\t` short; other controls (including
 /// U+0008 and U+000C) as `\u00xx`; `<` `>` `&` as `\u003c` `\u003e` `\u0026`; U+2028/U+2029 as

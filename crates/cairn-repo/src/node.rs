@@ -255,32 +255,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
 );
 
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        if let Some(slot) = buf.get_mut(i) {
-            // `v % 10` is a single digit.
-            *slot = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-        if v == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
-}
-
-fn push_id(out: &mut Vec<u8>, id: &Id) {
-    let mut hex = [0u8; 64];
-    out.push(b'"');
-    if hex::encode_to_slice(id.0, &mut hex).is_ok() {
-        out.extend_from_slice(&hex);
-    }
-    out.push(b'"');
-}
-
 fn push_key(out: &mut Vec<u8>, key: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key.as_bytes());
@@ -290,7 +264,7 @@ fn push_key(out: &mut Vec<u8>, key: &str) {
 fn push_num_field(out: &mut Vec<u8>, key: &str, v: u64, omit_zero: bool) {
     if v != 0 || !omit_zero {
         push_key(out, key);
-        push_u64(out, v);
+        gojson::write_json_u64(out, v);
     }
 }
 
@@ -397,14 +371,14 @@ impl Node {
                     if i > 0 {
                         out.push(b',');
                     }
-                    push_id(out, id);
+                    gojson::write_json_id(out, id);
                 }
                 out.push(b']');
             }
         }
         if let Some(id) = &self.subtree {
             push_key(out, "subtree");
-            push_id(out, id);
+            gojson::write_json_id(out, id);
         }
         push_str_field(out, "error", &self.error);
         out.push(b'}');

@@ -2,6 +2,15 @@ use super::reader::JsonReader;
 use super::*;
 use proptest::prelude::*;
 
+#[test]
+fn numbers_are_plain_decimal() {
+    for v in [0u64, 7, 9, 10, 99, 100, 4_294_967_295, u64::MAX] {
+        let mut out = Vec::new();
+        write_json_u64(&mut out, v);
+        assert_eq!(out, v.to_string().into_bytes());
+    }
+}
+
 fn json(s: &str) -> String {
     let mut out = Vec::new();
     write_json_string(&mut out, s);

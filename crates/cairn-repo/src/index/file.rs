@@ -3,6 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{RepoError, Result};
+use crate::gojson::{write_json_id, write_json_u64};
 use crate::pack::PackBlob;
 use crate::{BlobType, Id};
 
@@ -84,44 +85,19 @@ impl IndexFile {
         let mut out = Vec::with_capacity(64 + self.blob_count() * 160 + self.packs.len() * 90);
         out.push(b'{');
         if !self.supersedes.is_empty() {
-            out.extend_from_slice(b"\"supersedes\":[");
-            for (i, id) in self.supersedes.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                push_id(&mut out, id);
-            }
-            out.extend_from_slice(b"],");
+            out.extend_from_slice(b"\"supersedes\":");
+            push_list(&mut out, &self.supersedes, write_json_id);
+            out.push(b',');
         }
-        out.extend_from_slice(b"\"packs\":[");
-        for (i, p) in self.packs.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        out.extend_from_slice(b"\"packs\":");
+        push_list(&mut out, &self.packs, |out, p| {
             out.extend_from_slice(b"{\"id\":");
-            push_id(&mut out, &p.id);
-            out.extend_from_slice(b",\"blobs\":[");
-            for (j, b) in p.blobs.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"{\"id\":");
-                push_id(&mut out, &b.id);
-                out.extend_from_slice(b",\"type\":\"");
-                out.extend_from_slice(b.blob_type.as_str().as_bytes());
-                out.extend_from_slice(b"\",\"offset\":");
-                push_u32(&mut out, b.offset);
-                out.extend_from_slice(b",\"length\":");
-                push_u32(&mut out, b.length);
-                if let Some(u) = b.uncompressed_length {
-                    out.extend_from_slice(b",\"uncompressed_length\":");
-                    push_u32(&mut out, u);
-                }
-                out.push(b'}');
-            }
-            out.extend_from_slice(b"]}");
-        }
-        out.extend_from_slice(b"]}\n");
+            write_json_id(out, &p.id);
+            out.extend_from_slice(b",\"blobs\":");
+            push_list(out, &p.blobs, push_blob);
+            out.push(b'}');
+        });
+        out.extend_from_slice(b"}\n");
         out
     }
 
@@ -161,32 +137,33 @@ impl IndexFile {
     }
 }
 
-/// Append `"<64 hex digits>"`.
-fn push_id(out: &mut Vec<u8>, id: &Id) {
-    let mut hex = [0u8; 64];
-    // 64 bytes hold exactly 32 bytes' hex digits, so this cannot fail.
-    let _ = hex::encode_to_slice(id.0, &mut hex);
-    out.push(b'"');
-    out.extend_from_slice(&hex);
-    out.push(b'"');
+/// Append `[item,item,…]`.
+fn push_list<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, x);
+    }
+    out.push(b']');
 }
 
-/// Append a decimal number.
-fn push_u32(out: &mut Vec<u8>, v: u32) {
-    let mut digits = [0u8; 10];
-    let mut n = v;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
+/// Append one blob entry in restic's field order.
+fn push_blob(out: &mut Vec<u8>, b: &IndexBlob) {
+    out.extend_from_slice(b"{\"id\":");
+    write_json_id(out, &b.id);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(b.blob_type.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"offset\":");
+    write_json_u64(out, b.offset.into());
+    out.extend_from_slice(b",\"length\":");
+    write_json_u64(out, b.length.into());
+    if let Some(u) = b.uncompressed_length {
+        out.extend_from_slice(b",\"uncompressed_length\":");
+        write_json_u64(out, u.into());
     }
-    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+    out.push(b'}');
 }
 
 impl IndexPack {
@@ -370,15 +347,6 @@ mod tests {
             ),
         )
             .prop_map(|(supersedes, packs)| IndexFile { supersedes, packs })
-    }
-
-    #[test]
-    fn numbers_are_plain_decimal() {
-        for v in [0u32, 7, 9, 10, 99, 100, 4_294_967_295] {
-            let mut out = Vec::new();
-            push_u32(&mut out, v);
-            assert_eq!(out, v.to_string().into_bytes());
-        }
     }
 
     proptest! {
