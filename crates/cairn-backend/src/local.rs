@@ -104,18 +104,22 @@ impl PackUpload for LocalPackUpload {
         self.file.write_all(data).map_err(|e| io_err(&self.tmp, e))
     }
 
-    fn commit(self: Box<Self>, name: &str) -> Result<(), BackendError> {
+    fn commit(mut self: Box<Self>, name: &str) -> Result<(), BackendError> {
         let path = self.backend.path_of(FileType::Pack, name);
         ensure_dir(parent_of(&path)?)?;
-        install(&self.file, &self.tmp, &path, false)
         // On error, drop removes the temporary file.
+        install(&self.file, &self.tmp, &path, false)?;
+        // Renamed into place (or removed, the pack existing already): nothing to clean up.
+        self.tmp = PathBuf::new();
+        Ok(())
     }
 }
 
 impl Drop for LocalPackUpload {
     fn drop(&mut self) {
-        // After a successful commit the file was renamed away and this finds nothing.
-        let _ = fs::remove_file(&self.tmp);
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 
